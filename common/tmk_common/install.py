@@ -1,0 +1,196 @@
+"""Pydantic models of the TmkInstall custom resource (spec and status).
+
+They mirror `crds/tmkinstalls.yaml` field by field (a unit test walks both and checks that names, defaults and
+enums agree), so that the operator reads a spec with the same defaults the API server applied.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# RE2-compatible (the API server's regex engine): lower-case DNS labels, at least two of them.
+DNS_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A Kubernetes object name (DNS-1123 subdomain).
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# An IPv4 or IPv6 address, optionally `#<public port>` when NAT maps the media port to another one.
+ADVERTISE_ADDRESS_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)(#[0-9]{1,5})?$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+HOST_PORT_PATTERN = r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$"
+
+DEFAULT_JITSI_TAG = "stable-11146-2"
+DEFAULT_JITSI_REGISTRY = "ghcr.io/jitsi"
+DEFAULT_MEDIA_NODE_LABEL = "tmk.io/media"
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are errors, as in a structural CRD schema."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Domains(Model):
+    site: str = Field(max_length=253, pattern=DNS_NAME_PATTERN)
+    api: str = Field(max_length=253, pattern=DNS_NAME_PATTERN)
+    jitsi: str = Field(max_length=253, pattern=DNS_NAME_PATTERN)
+
+
+class IssuerRef(Model):
+    name: str = Field(min_length=1)
+    kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
+
+
+class Tls(Model):
+    secret_name: str | None = Field(default=None, pattern=OBJECT_NAME_PATTERN, max_length=253)
+    issuer_ref: IssuerRef | None = None
+
+
+class JitsiImages(Model):
+    web: str | None = None
+    prosody: str | None = None
+    jicofo: str | None = None
+    jvb: str | None = None
+    jibri: str | None = None
+
+
+class Jitsi(Model):
+    tag: str = Field(default=DEFAULT_JITSI_TAG, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    registry: str = Field(default=DEFAULT_JITSI_REGISTRY, min_length=1)
+    images: JitsiImages | None = None
+    jwt_app_id: str = Field(default="tmk", pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
+
+
+class Jvb(Model):
+    networking: Literal["hostNetwork", "hostPort"] = "hostNetwork"
+    port: int = Field(default=10000, ge=1024, le=65535)
+    advertise_addresses: list[Annotated[str, Field(pattern=ADVERTISE_ADDRESS_PATTERN)]] | None = None
+    media_node_label: str = Field(default=DEFAULT_MEDIA_NODE_LABEL, min_length=1, max_length=317)
+    stun_servers: list[Annotated[str, Field(pattern=HOST_PORT_PATTERN)]] | None = None
+
+
+class Autoscaling(Model):
+    enabled: bool = False
+    min_units: int = Field(default=1, ge=0)
+    max_units: int = Field(default=4, ge=0)
+    idle_units: int = Field(default=1, ge=0)
+    cooldown_seconds: int = Field(default=300, ge=0)
+
+
+class Jibri(Model):
+    enabled: bool = False
+    units: int = Field(default=1, ge=0)
+    autoscaling: Autoscaling | None = None
+
+
+class Api(Model):
+    replicas: int = Field(default=2, ge=1)
+    image: str | None = None
+    keyless: bool = False
+
+
+class Site(Model):
+    replicas: int = Field(default=2, ge=1)
+    image: str | None = None
+    default_language: Literal["ru", "en"] = "ru"
+    company_name: str | None = Field(default=None, max_length=200)
+    company_logo_url: str | None = Field(default=None, pattern=r"^https://")
+
+
+class Sessions(Model):
+    default_duration_seconds: int = Field(default=3600, ge=60, le=86400)
+    retention_seconds: int = Field(default=604800, ge=0)
+
+
+class Recordings(Model):
+    storage_size: str = Field(default="50Gi", pattern=QUANTITY_PATTERN)
+    storage_class_name: str | None = None
+    retention_days: int = Field(default=30, ge=1)
+    delete_with_install: bool = False
+
+
+class Secrets(Model):
+    existing_secret_name: str | None = Field(default=None, pattern=OBJECT_NAME_PATTERN, max_length=253)
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Resources(Model):
+    requests: dict[str, int | str] | None = None
+    limits: dict[str, int | str] | None = None
+
+
+class ComponentOptions(Model):
+    resources: Resources | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+
+
+class Components(Model):
+    web: ComponentOptions | None = None
+    prosody: ComponentOptions | None = None
+    jicofo: ComponentOptions | None = None
+    jvb: ComponentOptions | None = None
+    jibri: ComponentOptions | None = None
+    api: ComponentOptions | None = None
+    site: ComponentOptions | None = None
+
+
+class InstallSpec(Model):
+    domains: Domains
+    tls: Tls
+    ingress_class_name: str | None = None
+    jitsi: Jitsi = Field(default_factory=Jitsi)
+    jvb: Jvb = Field(default_factory=Jvb)
+    jibri: Jibri = Field(default_factory=Jibri)
+    api: Api = Field(default_factory=Api)
+    site: Site = Field(default_factory=Site)
+    sessions: Sessions = Field(default_factory=Sessions)
+    recordings: Recordings = Field(default_factory=Recordings)
+    secrets: Secrets = Field(default_factory=Secrets)
+    components: Components | None = None
+
+    def component(self, name: str) -> ComponentOptions:
+        """The scheduling/resources options of one component (empty when not given)."""
+        return getattr(self.components, name, None) or ComponentOptions()
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class Urls(Model):
+    site: str | None = None
+    api: str | None = None
+    jitsi: str | None = None
+
+
+class JibriStatus(Model):
+    units: int = 0
+    selector: str | None = None
+    wanted: int | None = None
+    busy: int | None = None
+    idle: int | None = None
+    unhealthy: int | None = None
+
+
+class JvbStatus(Model):
+    addresses: list[str] = Field(default_factory=list)
+
+
+class InstallStatus(Model):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    urls: Urls | None = None
+    jibri: JibriStatus | None = None
+    jvb: JvbStatus | None = None

@@ -1,0 +1,155 @@
+"""All Kubernetes I/O on TmkSession objects and session ids, for the API service and the operator alike.
+
+A session's id and room live in its metadata (a label and an annotation), written in the same request that
+creates it, so a session is never half-written; the operator mirrors them into status for `kubectl get`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from .constants import (
+    API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND,
+    SESSION_PLURAL, VERSION,
+)
+
+ANNOTATION_ROOM = f"{GROUP}/room"
+ANNOTATION_REQUEST_HASH = f"{GROUP}/request-hash"
+# Ids are reserved in blocks so that creating a session costs one write, not three; a restart leaves a gap.
+ID_BLOCK_SIZE = 50
+REQUEST_TIMEOUT_SECONDS = 10
+
+
+def id_counter_name(install: str) -> str:
+    return f"{install}-session-ids"
+
+
+def idempotency_label(key: str) -> str:
+    """Label values are short and restricted; a digest of the caller's key fits and hides it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def session_object_name(install: str, session_id: int) -> str:
+    return f"{install}-{session_id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    next_cursor: str | None
+
+
+class SessionStore:
+    """TmkSessions of one install, and the install's id counter (a ConfigMap updated compare-and-swap)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, install: str):
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.install = install
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._block_end = 0
+
+    # --- ids -----------------------------------------------------------------------------------------
+    def next_id(self) -> int:
+        with self._lock:
+            if self._next_id >= self._block_end:
+                self._next_id = self.reserve_ids(ID_BLOCK_SIZE)
+                self._block_end = self._next_id + ID_BLOCK_SIZE
+            session_id = self._next_id
+            self._next_id += 1
+            return session_id
+
+    def reserve_ids(self, count: int) -> int:
+        """Reserves `count` ids and returns the first. Safe across replicas: a stale write gets 409 and retries."""
+        name = id_counter_name(self.install)
+        while True:
+            try:
+                counter = self.core.read_namespaced_config_map(
+                    name, self.namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                body = client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=name, labels={LABEL_INSTALL: self.install}),
+                    data={"next": str(1 + count)})
+                try:
+                    self.core.create_namespaced_config_map(
+                        self.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+                    return 1
+                except ApiException as create_error:
+                    if create_error.status == 409:
+                        continue
+                    raise
+            first = int((counter.data or {}).get("next", "1"))
+            counter.data = {**(counter.data or {}), "next": str(first + count)}
+            try:
+                self.core.replace_namespaced_config_map(
+                    name, self.namespace, counter, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+                return first
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+
+    # --- sessions --------------------------------------------------------------------------------------
+    def create(self, spec: dict, session_id: int, room: str, idempotency_key: str | None = None,
+               request_hash: str | None = None) -> dict:
+        """Creates the session in one request. With an idempotency key the object's name comes from the key,
+        so two concurrent retries cannot both create: the second gets AlreadyExists (409)."""
+        labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id)}
+        annotations = {ANNOTATION_ROOM: room}
+        name = session_object_name(self.install, session_id)
+        if idempotency_key is not None:
+            labels[LABEL_IDEMPOTENCY_KEY] = idempotency_label(idempotency_key)
+            annotations[ANNOTATION_REQUEST_HASH] = request_hash or ""
+            name = f"{self.install}-k{labels[LABEL_IDEMPOTENCY_KEY][:24]}"
+        body = {
+            "apiVersion": API_VERSION, "kind": SESSION_KIND,
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "spec": spec,
+        }
+        return self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, SESSION_PLURAL, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
+    def get(self, session_id: int) -> dict | None:
+        items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")["items"]
+        return items[0] if items else None
+
+    def find_by_idempotency_key(self, key: str) -> dict | None:
+        selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(key)}"
+        items = self._list(selector)["items"]
+        return items[0] if items else None
+
+    def page(self, limit: int, cursor: str | None) -> Page:
+        answer = self._list(f"{LABEL_INSTALL}={self.install}", limit=limit, _continue=cursor)
+        return Page(items=answer["items"], next_cursor=answer["metadata"].get("continue") or None)
+
+    def patch_spec(self, name: str, spec_patch: dict) -> dict:
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"spec": spec_patch},
+            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
+    def delete(self, name: str) -> None:
+        """Deleting what is already gone is not an error: delete is idempotent."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, SESSION_PLURAL, name,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def ping(self) -> None:
+        self._list(f"{LABEL_INSTALL}={self.install}", limit=1)
+
+    def _list(self, selector: str, **params) -> dict:
+        params = {key: value for key, value in params.items() if value is not None}
+        return self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, SESSION_PLURAL, label_selector=selector,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS, **params)

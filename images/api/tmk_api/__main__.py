@@ -1,0 +1,27 @@
+"""`python -m tmk_api`: serve the session API of one install."""
+
+import logging
+
+import uvicorn
+
+from tmk_common.kubeclient import api_client
+from tmk_common.logs import configure_logging
+from tmk_common.session_store import SessionStore
+
+from .app import create_app
+from .settings import Settings
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(json_format=settings.log_json)
+    if settings.keyless:
+        logging.getLogger("tmk.api").warning("keyless mode: anyone who reaches this API can create sessions")
+    store = SessionStore(api_client(settings.kubeconfig), settings.namespace, settings.install)
+    app = create_app(settings, store)
+    # The access log is off: a query string may carry a token. The metrics count the requests instead.
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

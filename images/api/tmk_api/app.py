@@ -1,0 +1,249 @@
+"""The TMK session API: the original's create call, and the session lifecycle integrators expect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Annotated, Callable
+
+import urllib3.exceptions
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tmk_common.session import (
+    Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window,
+)
+from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
+from tmk_common.constants import LABEL_SESSION_ID
+from tmk_common.tokens import mint_token, token_claims
+
+from .http import ApiError, BodySizeLimit, Cors, error_response
+from .schemas import (
+    CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
+)
+from .settings import Settings
+
+log = logging.getLogger("tmk.api")
+RETRY_AFTER_SECONDS = 5
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503)}
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) -> FastAPI:
+    app = FastAPI(
+        title="TMK session API",
+        version="1",
+        description="Create telemedicine consultations and hand the doctor and the patient their links. "
+        "Authenticate with `Authorization: Bearer <API key>` (the key is in the install's `<install>-api-keys` "
+        "Secret).",
+        responses=ERRORS,
+    )
+    registry = CollectorRegistry()
+    requests_total = Counter("tmk_api_requests", "API requests", ["route", "method", "status"], registry=registry)
+    latency = Histogram("tmk_api_request_seconds", "API request latency", ["route", "method"], registry=registry)
+    sessions_created = Counter("tmk_api_sessions_created", "Sessions created", registry=registry)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        requests_total.labels(route, request.method, str(response.status_code)).inc()
+        latency.labels(route, request.method).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(Cors)
+    app.add_middleware(BodySizeLimit)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError):
+        return error_response(ApiError.from_validation(error.errors()))
+
+    @app.exception_handler(ApiException)
+    async def kubernetes_error(_request: Request, error: ApiException):
+        if error.status and error.status < 500:
+            log.error("Kubernetes API refused a request: %s %s", error.status, error.reason)
+            return error_response(ApiError(409, "Conflict", "The session changed meanwhile; retry."))
+        return unavailable()
+
+    @app.exception_handler(urllib3.exceptions.HTTPError)
+    async def kubernetes_unreachable(_request: Request, _error: Exception):
+        return unavailable()
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+        """Returns the id of the caller's API key (what an audit line names), or `keyless`."""
+        if settings.keyless:
+            return "keyless"
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and presented:
+            for key_id, key in settings.api_keys.items():
+                if hmac.compare_digest(presented.encode(), key.encode()):
+                    return key_id
+        raise ApiError(401, "Unauthorized", "Send an API key: `Authorization: Bearer <key>`.",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+    Caller = Annotated[str, Depends(authorized)]
+
+    def find(session_id: int) -> dict:
+        obj = store.get(session_id)
+        if obj is None:
+            raise ApiError(404, "SessionNotFound", f"There is no session {session_id}.", field="sessionId")
+        return obj
+
+    def view(obj: dict, with_links: bool) -> Session:
+        spec = SessionSpec.model_validate(obj["spec"])
+        session_id = int(obj["metadata"]["labels"][LABEL_SESSION_ID])
+        room = obj["metadata"]["annotations"][ANNOTATION_ROOM]
+        window = session_window(spec, parse_time(obj["metadata"]["creationTimestamp"]),
+                                settings.default_duration_seconds)
+        status = session_status(spec, window, clock())
+        session = Session(
+            session_id=session_id, status=status, display_mode=spec.display_mode,
+            doctor_full_name=spec.doctor_full_name, patient_full_name=spec.patient_full_name, room=room,
+            company_name=spec.company_name, company_logo_url=spec.company_logo_url,
+            not_before=window.not_before, expires_at=window.expires_at,
+            caller_metadata=spec.caller_metadata, recording_consent=spec.recording_consent)
+        if with_links and status is SessionStatus.OPEN:
+            for role, name in ((Role.DOCTOR, spec.doctor_full_name), (Role.PATIENT, spec.patient_full_name)):
+                claims = token_claims(app_id=settings.jwt_app_id, room=room, role=role, session_id=session_id,
+                                      name=name, window=window, recording_consent=spec.recording_consent)
+                token = mint_token(claims, settings.jwt_app_secret)
+                link = f"https://{settings.site_domain}/session/{session_id}?room={room}&jwt={token}"
+                setattr(session, f"{role.value}_jwt", token)
+                setattr(session, f"{role.value}_link", link)
+        return session
+
+    @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
+              response_model_exclude_none=True, tags=["sessions"], summary="Create a consultation")
+    def create_session(
+        body: CreateSessionRequest, caller: Caller,
+        idempotency_key: Annotated[str | None, Header(
+            max_length=255, description="Retrying with the same key returns the same session.")] = None,
+    ) -> Envelope[Session]:
+        request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        if idempotency_key is not None:
+            earlier = store.find_by_idempotency_key(idempotency_key)
+            if earlier is not None:
+                return Envelope(result=view(same_request(earlier, request_hash), with_links=True))
+        spec = SessionSpec(
+            install=settings.install, doctor_full_name=body.doctor_full_name,
+            patient_full_name=body.patient_full_name, display_mode=body.display_mode,
+            company_name=body.company_name, company_logo_url=body.company_logo_url,
+            starts_at=body.starts_at or clock().replace(microsecond=0),
+            duration_seconds=body.duration_seconds or settings.default_duration_seconds,
+            caller_metadata=body.caller_metadata, recording_consent=body.recording_consent)
+        spec_json = spec.model_dump(mode="json", by_alias=True)
+        spec_json["startsAt"] = format_time(spec.starts_at)
+        room = secrets.token_hex(16)  # 128 random bits; nothing about the people in it
+        try:
+            created = store.create(spec_json, store.next_id(), room, idempotency_key, request_hash)
+        except ApiException as error:
+            if error.status != 409 or idempotency_key is None:
+                raise
+            # A concurrent retry with the same key won the race; answer with its session.
+            created = same_request(store.find_by_idempotency_key(idempotency_key), request_hash)
+        sessions_created.inc()
+        log.info("session created", extra={"session_id": created["metadata"]["labels"][LABEL_SESSION_ID],
+                                           "api_key": caller})
+        return Envelope(result=view(created, with_links=True))
+
+    def same_request(obj: dict | None, request_hash: str) -> dict:
+        if obj is None:
+            raise ApiError(409, "Conflict", "The session for this Idempotency-Key is being created; retry.")
+        if obj["metadata"]["annotations"].get(ANNOTATION_REQUEST_HASH) != request_hash:
+            raise ApiError(422, "IdempotencyKeyReused",
+                           "This Idempotency-Key was used with a different body; use a new key.",
+                           field="Idempotency-Key")
+        return obj
+
+    @app.get("/v1/abm/video/sessions/{session_id}", response_model=Envelope[Session],
+             response_model_exclude_none=True, tags=["sessions"],
+             summary="Get a consultation; while it is open, its links are issued again")
+    def get_session(session_id: int, caller: Caller) -> Envelope[Session]:
+        return Envelope(result=view(find(session_id), with_links=True))
+
+    @app.get("/v1/abm/video/sessions", response_model=Envelope[SessionList], tags=["sessions"],
+             summary="List consultations, a page at a time")
+    def list_sessions(
+        caller: Caller,
+        status: Annotated[SessionStatus | None, Query(description="Only sessions in this state.")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(max_length=4096, description="`nextCursor` of the page before.")] = None,
+    ) -> Envelope[SessionList]:
+        items: list[SessionSummary] = []
+        while True:
+            # Ask only for as many as still fit, so that no session falls between two pages.
+            page = store.page(limit - len(items), cursor)
+            for obj in page.items:
+                if LABEL_SESSION_ID not in obj["metadata"].get("labels", {}):
+                    continue  # applied with kubectl and not yet numbered by the operator
+                session = view(obj, with_links=False)
+                if status is None or session.status is status:
+                    items.append(SessionSummary.model_validate(session.model_dump()))
+            cursor = page.next_cursor
+            if len(items) >= limit or cursor is None:
+                break
+        return Envelope(result=SessionList(items=items, next_cursor=cursor))
+
+    @app.post("/v1/abm/video/sessions/{session_id}/close", response_model=Envelope[Session],
+              response_model_exclude_none=True, tags=["sessions"],
+              summary="End a consultation; its links stop working")
+    def close_session(session_id: int, caller: Caller) -> Envelope[Session]:
+        obj = find(session_id)
+        if not obj["spec"].get("closed"):
+            obj = store.patch_spec(obj["metadata"]["name"], {"closed": True})
+        return Envelope(result=view(obj, with_links=False))
+
+    @app.delete("/v1/abm/video/sessions/{session_id}", status_code=204, tags=["sessions"],
+                summary="Delete a consultation; deleting one already gone succeeds too")
+    def delete_session(session_id: int, caller: Caller) -> Response:
+        obj = store.get(session_id)
+        if obj is not None:
+            store.delete(obj["metadata"]["name"])
+        return Response(status_code=204)
+
+    @app.get("/v1/public/sessions/{session_id}", response_model=PublicSession, tags=["site"],
+             summary="What the consultation page may show; the room is the proof of access")
+    def public_session(session_id: int, room: Annotated[str, Query(max_length=64)]) -> PublicSession:
+        obj = store.get(session_id)
+        if obj is None or not hmac.compare_digest(obj["metadata"]["annotations"].get(ANNOTATION_ROOM, ""), room):
+            raise ApiError(404, "SessionNotFound", f"There is no session {session_id} with this room.")
+        return PublicSession.model_validate(view(obj, with_links=False).model_dump())
+
+    @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", tags=["operations"], response_class=PlainTextResponse)
+    def readyz() -> str:
+        store.ping()  # unreachable Kubernetes API -> 503 through the handlers above
+        return "ok"
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def unavailable() -> JSONResponse:
+    return error_response(ApiError(
+        503, "KubernetesUnavailable", "Sessions cannot be reached right now; nothing was changed. Retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))

@@ -1,0 +1,110 @@
+"""HTTP plumbing of the API: its error shape, the body size limit and the original's CORS rules."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 64 * 1024
+
+# The original deployment's nginx rules (cors-all.conf), kept so that browser integrations keep working.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS, DELETE, PUT, PATCH",
+    "Access-Control-Allow-Headers": "Authorization,DNT,X-CustomHeader,Keep-Alive,User-Agent,X-Requested-With,"
+    "If-Modified-Since,Cache-Control,Content-Type,Content-Range,Range,CMI-Session-Id,Doctor-Call-Session-Id,"
+    "Idempotency-Key",
+}
+CORS_MAX_AGE_SECONDS = 1728000
+
+
+class ApiError(Exception):
+    """An answer for the caller: a status, a one-word code, what to do, and the fields at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 fields: list[dict] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.fields = fields if fields is not None else ([{"field": field, "message": message}] if field else [])
+
+    @classmethod
+    def from_validation(cls, errors: list[dict]) -> "ApiError":
+        if any(error["type"] == "json_invalid" for error in errors):
+            return cls(400, "MalformedJson", "The body is not valid JSON.", field="body")
+        fields = [{"field": field_path(error["loc"]), "message": error["msg"]} for error in errors]
+        summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+        return cls(422, "InvalidRequest", summary, fields=fields)
+
+
+def field_path(location: tuple) -> str:
+    """('body', 'doctorFullName') -> 'doctorFullName'; ('query', 'limit') -> 'limit'."""
+    parts = [str(part) for part in location[1:]] or [str(location[0])]
+    return ".".join(parts)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = {"error": {"code": error.code, "message": error.message, "fields": error.fields}}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+class BodySizeLimit:
+    """Refuses a body over the limit with 413 before reading it all, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self.too_large(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except BodyTooLarge:
+            await self.too_large(scope, receive, send)
+
+    async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(ApiError(
+            413, "BodyTooLarge", f"The body is over {self.limit // 1024} KiB.", field="body"))
+        await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Cors:
+    """Answers preflights with 204 and adds the CORS headers to every answer, as the original's nginx did."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == "OPTIONS":
+            headers = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
+            headers.append((b"access-control-max-age", str(CORS_MAX_AGE_SECONDS).encode()))
+            headers.append((b"content-length", b"0"))
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
