@@ -21,3 +21,24 @@ LABEL_IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"
 
 # The XMPP domain Jitsi's components use inside the cluster; a token's `sub` names it.
 XMPP_DOMAIN = "meet.jitsi"
+
+# Pins one JVB Deployment's pods to its media node (the Service of that JVB selects it too).
+LABEL_MEDIA_NODE = f"{GROUP}/media-node"
+
+# The Secret `<install>-jitsi` (or spec.secrets.existingSecretName) holds exactly these keys.
+JITSI_SECRET_KEYS = (
+    "JWT_APP_SECRET",
+    "JICOFO_AUTH_PASSWORD",
+    "JVB_AUTH_PASSWORD",
+    "JIBRI_RECORDER_PASSWORD",
+    "JIBRI_XMPP_PASSWORD",
+)
+# The API-keys Secret `<install>-api-keys` is mounted here in the API pods, one file per key id.
+API_KEYS_DIR = "/etc/tmk/api-keys"
+DEFAULT_API_KEY_ID = "default"
+
+API_PORT = 8080
+SITE_PORT = 4000
+
+# The ConfigMap `<install>-session-ids` holds the API's counter for the integer `sessionId`.
+SESSION_IDS_CONFIGMAP_SUFFIX = "session-ids"

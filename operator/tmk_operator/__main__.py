@@ -1,0 +1,18 @@
+"""`python -m tmk_operator`: run the operator (kopf) with the project's defaults.
+
+Extra arguments go to `kopf run`, e.g. `--namespace tmk` to watch one namespace instead of all.
+"""
+
+import os
+import sys
+
+
+def main() -> None:
+    liveness = os.environ.get("TMK_LIVENESS_URL", "http://0.0.0.0:8081/healthz")
+    scope = sys.argv[1:] or ["--all-namespaces"]
+    arguments = ["kopf", "run", "--standalone", f"--liveness={liveness}", "-m", "tmk_operator.handlers", *scope]
+    os.execvp(sys.executable, [sys.executable, "-m", *arguments])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""kopf handlers: thin, they hand the object to the reconcile and write back only what changed.
+
+Run with `kopf run --standalone -m tmk_operator.handlers --all-namespaces` (see `python -m tmk_operator`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import kopf
+
+from tmk_common.constants import GROUP, INSTALL_PLURAL, SESSION_PLURAL, VERSION
+from tmk_common.kubeclient import api_client
+from tmk_common.logs import configure_logging
+
+from .kube import Kube
+from .reconcile import close_sessions, reconcile_install, reconcile_session, sweep_sessions
+from .settings import Settings
+
+SETTINGS = Settings.from_env()  # read once; the timers' intervals are fixed when this module loads
+INSTALL = (GROUP, VERSION, INSTALL_PLURAL)
+SESSION = (GROUP, VERSION, SESSION_PLURAL)
+log = logging.getLogger("tmk.operator")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+    configure_logging(json_format=SETTINGS.log_json)
+    # Progress in annotations: a strict status schema would drop kopf's records from `status`.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Events for warnings and errors only: an event per successful handler would make every reconcile a write.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 8
+    memo.kube = Kube(api_client(SETTINGS.kubeconfig))
+
+
+def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
+    for key, value in desired.items():
+        if current.get(key) != value:
+            patch.status[key] = value
+
+
+@kopf.on.resume(*INSTALL)
+@kopf.on.create(*INSTALL)
+@kopf.on.update(*INSTALL)
+def install_changed(body, patch, memo, **_) -> None:
+    spec = body.get("spec") or {}
+    if (spec.get("api") or {}).get("keyless"):
+        kopf.warn(body, reason="KeylessApi",
+                  message="spec.api.keyless is true: anyone who reaches the API can create sessions.")
+    write_status(patch, dict(body.get("status") or {}), reconcile_install(memo.kube, SETTINGS, body, now()))
+
+
+@kopf.timer(*INSTALL, interval=SETTINGS.drift_seconds, initial_delay=SETTINGS.drift_seconds)
+def install_drift(body, patch, memo, **_) -> None:
+    write_status(patch, dict(body.get("status") or {}), reconcile_install(memo.kube, SETTINGS, body, now()))
+
+
+@kopf.timer(*INSTALL, interval=SETTINGS.session_sweep_seconds)
+def session_sweep(body, memo, **_) -> None:
+    sweep_sessions(memo.kube, body, now())
+
+
+@kopf.on.delete(*INSTALL)
+def install_deleted(body, memo, logger, **_) -> None:
+    closed = close_sessions(memo.kube, body)
+    logger.info("closed %d open sessions; the stack goes with its owner references", closed)
+
+
+@kopf.on.resume(*SESSION)
+@kopf.on.create(*SESSION)
+@kopf.on.update(*SESSION)
+def session_changed(body, patch, memo, **_) -> None:
+    for key, value in reconcile_session(memo.kube, body, now()).items():
+        patch.status[key] = value

@@ -1,0 +1,150 @@
+"""All of the operator's Kubernetes I/O. Handlers and renderers never talk to the API server themselves.
+
+Applying is diff-aware: a child is written only when what the operator wants differs from what is there, so an
+idle reconcile writes nothing, and a child edited by hand is set back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tmk_common.constants import GROUP, INSTALL_PLURAL, LABEL_INSTALL, SESSION_PLURAL, VERSION
+from tmk_common.session_store import SessionStore
+
+log = logging.getLogger("tmk.operator.kube")
+REQUEST_TIMEOUT_SECONDS = 15
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    namespaced: bool = True
+
+
+# Every kind the operator reads or writes. The chart's RBAC is checked against this table and a recorded run.
+RESOURCES: dict[tuple[str, str], Resource] = {
+    ("v1", "Secret"): Resource("secrets"),
+    ("v1", "ConfigMap"): Resource("configmaps"),
+    ("v1", "Service"): Resource("services"),
+    ("v1", "ServiceAccount"): Resource("serviceaccounts"),
+    ("v1", "PersistentVolumeClaim"): Resource("persistentvolumeclaims"),
+    ("v1", "Node"): Resource("nodes", namespaced=False),
+    ("apps/v1", "Deployment"): Resource("deployments"),
+    ("apps/v1", "StatefulSet"): Resource("statefulsets"),
+    ("networking.k8s.io/v1", "Ingress"): Resource("ingresses"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): Resource("networkpolicies"),
+    ("policy/v1", "PodDisruptionBudget"): Resource("poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io/v1", "Role"): Resource("roles"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource("rolebindings"),
+    (f"{GROUP}/{VERSION}", "TmkInstall"): Resource(INSTALL_PLURAL),
+    (f"{GROUP}/{VERSION}", "TmkSession"): Resource(SESSION_PLURAL),
+}
+
+
+def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    resource = RESOURCES[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if resource.namespaced:
+        base += f"/namespaces/{namespace}"
+    base += f"/{resource.plural}"
+    return f"{base}/{name}" if name else base
+
+
+def wants_change(desired, live) -> bool:
+    """True when `live` lacks something of `desired`. Fields the server adds (defaults, status, uid) are not
+    differences; a changed or missing value, or a list of another length, is."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return True
+        return any(wants_change(value, live.get(key)) for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return True
+        return any(wants_change(d, l) for d, l in zip(desired, live))
+    return desired != live
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+
+    # --- generic ---------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json",
+                query: list[tuple[str, str]] | None = None):
+        method, url, headers, payload, _ = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"])
+        response = self.api.call_api(method, url, headers, payload, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else None
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        try:
+            return self.request("GET", path_of(api_version, kind, namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "") -> list[dict]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", path_of(api_version, kind, namespace), query=query)["items"]
+
+    def apply(self, desired: dict) -> tuple[dict, bool]:
+        """Makes the object as desired. Returns the live object and whether anything was written."""
+        api_version, kind, meta = desired["apiVersion"], desired["kind"], desired["metadata"]
+        live = self.get(api_version, kind, meta.get("namespace"), meta["name"])
+        if live is None:
+            try:
+                return self.request("POST", path_of(api_version, kind, meta.get("namespace")), desired), True
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                live = self.get(api_version, kind, meta.get("namespace"), meta["name"])
+        if not wants_change(desired, live):
+            return live, False
+        log.info("updating %s %s/%s", kind, meta.get("namespace"), meta["name"])
+        patched = self.request("PATCH", path_of(api_version, kind, meta.get("namespace"), meta["name"]),
+                               desired, content_type=MERGE_PATCH)
+        return patched, True
+
+    def create_once(self, desired: dict) -> dict:
+        """Creates the object unless it exists; an existing one is never changed (issued secrets)."""
+        meta = desired["metadata"]
+        try:
+            return self.request("POST", path_of(desired["apiVersion"], desired["kind"], meta["namespace"]), desired)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            return self.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
+
+    def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict,
+                    subresource: str = "") -> dict:
+        path = path_of(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
+        return self.request("PATCH", path, patch, content_type=MERGE_PATCH)
+
+    # --- what the reconcile reads --------------------------------------------------------------------------
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        secret = self.get("v1", "Secret", namespace, name)
+        if secret is None:
+            return None
+        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+    def nodes(self, label_selector: str) -> list[dict]:
+        return self.list("v1", "Node", None, label_selector)
+
+    def sessions(self, namespace: str, install: str) -> SessionStore:
+        return SessionStore(self.api, namespace, install)
+
+    def install_sessions(self, namespace: str, install: str) -> list[dict]:
+        return self.list(f"{GROUP}/{VERSION}", "TmkSession", namespace, f"{LABEL_INSTALL}={install}")

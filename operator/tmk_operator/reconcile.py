@@ -1,0 +1,142 @@
+"""The level-based reconcile of a TmkInstall and the sweep of its sessions.
+
+One path serves create, update, resume and the drift timer: validate → make sure the issued secrets exist →
+observe the media nodes → render → apply what differs → read the children's own status → compute the status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets as random_source
+
+from tmk_common.constants import INSTALL_KIND, LABEL_INSTALL, LABEL_SESSION_ID
+from tmk_common.install import InstallSpec
+from tmk_common.session_store import ANNOTATION_ROOM
+
+from . import conditions
+from .kube import Kube
+from .render import InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, validate_spec
+from .secret_values import generate_secret_values
+from .sessions import desired_status, due_for_removal, is_numbered, status_changes
+from .settings import Settings
+
+log = logging.getLogger("tmk.operator")
+SESSION_API_VERSION = "tmk.io/v1alpha1"
+
+
+def install_ref(body: dict) -> InstallRef:
+    meta = body["metadata"]
+    return InstallRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def node_address(node: dict) -> str | None:
+    """The address media clients can reach: the ExternalIP when the node has one, else its InternalIP."""
+    addresses = {item["type"]: item["address"] for item in (node.get("status") or {}).get("addresses") or []}
+    return addresses.get("ExternalIP") or addresses.get("InternalIP")
+
+
+def media_nodes(kube: Kube, spec: InstallSpec) -> tuple[MediaNode, ...]:
+    nodes = kube.nodes(spec.jvb.media_node_label)
+    found = (MediaNode(node["metadata"]["name"], node_address(node)) for node in nodes)
+    return tuple(sorted(node for node in found if node.address))
+
+
+def ensure_issued_secrets(kube: Kube, ref: InstallRef, spec: InstallSpec) -> None:
+    """Issues the install's secrets once. An existing Secret is never rewritten: a new password would break
+    every running Jitsi component, and a new API key every integration."""
+    wanted = render_issued_secrets(ref, generate_secret_values())
+    for secret in wanted:
+        if spec.secrets.existing_secret_name and secret["metadata"]["name"] == f"{ref.name}-jitsi":
+            continue
+        if kube.get("v1", "Secret", ref.namespace, secret["metadata"]["name"]) is None:
+            kube.create_once(secret)
+
+
+def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
+    """Returns the status the install should show. Writes to children only where they differ."""
+    ref, generation = install_ref(body), body["metadata"].get("generation")
+    current = list((body.get("status") or {}).get("conditions") or [])
+    checked = validate_spec(body.get("spec") or {})
+    if not isinstance(checked, InstallSpec):
+        message = "; ".join(f"{problem.field}: {problem.message}" for problem in checked)
+        found = [(conditions.SPEC_VALID, "False", conditions.INVALID_SPEC, message)]
+        return {"observedGeneration": generation,
+                "conditions": conditions.apply(current, found, generation, now)}
+    spec = checked
+    ensure_issued_secrets(kube, ref, spec)
+    nodes = media_nodes(kube, spec)
+    context = RenderContext(
+        api_image=settings.api_image, site_image=settings.site_image,
+        jitsi_secret_name=spec.secrets.existing_secret_name or f"{ref.name}-jitsi",
+        api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes)
+    children = [kube.apply(manifest)[0] for manifest in render_install(ref, spec, context)]
+    found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
+    found += conditions.component_conditions(children, spec, nodes)
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions.apply(current, found, generation, now),
+        "urls": {"site": f"https://{spec.domains.site}", "api": f"https://{spec.domains.api}",
+                 "jitsi": f"https://{spec.domains.jitsi}"},
+        "jibri": {"units": spec.jibri.units if spec.jibri.enabled else 0,
+                  "selector": f"{LABEL_INSTALL}={ref.name},tmk.io/component=jibri"},
+        "jvb": {"addresses": [node.address for node in nodes]},
+    }
+
+
+def number_session(kube: Kube, body: dict) -> None:
+    """Gives a session applied with kubectl an id and a room, as the API does when it creates one."""
+    meta, spec = body["metadata"], body["spec"]
+    store = kube.sessions(meta["namespace"], spec["install"])
+    patch = {"metadata": {
+        "labels": {LABEL_INSTALL: spec["install"], LABEL_SESSION_ID: str(store.reserve_ids(1))},
+        "annotations": {ANNOTATION_ROOM: random_source.token_hex(16)}}}
+    kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], meta["name"], patch)
+
+
+def session_defaults(kube: Kube, namespace: str, install_name: str) -> tuple[int, int] | None:
+    """(default duration, retention) of the session's install, or None when there is no such install."""
+    install = kube.get(SESSION_API_VERSION, INSTALL_KIND, namespace, install_name)
+    if install is None:
+        return None
+    spec = InstallSpec.model_validate(install["spec"])
+    return spec.sessions.default_duration_seconds, spec.sessions.retention_seconds
+
+
+def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
+    """Returns the status fields to write (empty when the status is already right)."""
+    if not is_numbered(body):
+        number_session(kube, body)
+        return {}  # the metadata change brings the session back here, numbered
+    defaults = session_defaults(kube, body["metadata"]["namespace"], body["spec"]["install"])
+    if defaults is None:
+        return {}
+    return status_changes(body.get("status") or {}, desired_status(body, defaults[0], now))
+
+
+def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
+    """Expires sessions at the end of their window and removes ended ones after the retention period."""
+    spec = InstallSpec.model_validate(install["spec"])
+    meta = install["metadata"]
+    for session in kube.install_sessions(meta["namespace"], meta["name"]):
+        if not is_numbered(session):
+            continue
+        status = session.get("status") or {}
+        if due_for_removal(status, spec.sessions.retention_seconds, now):
+            kube.sessions(meta["namespace"], meta["name"]).delete(session["metadata"]["name"])
+            continue
+        changes = status_changes(status, desired_status(session, spec.sessions.default_duration_seconds, now))
+        if changes:
+            kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], session["metadata"]["name"],
+                             {"status": changes}, subresource="status")
+
+
+def close_sessions(kube: Kube, install: dict) -> int:
+    """Closes the install's open sessions before the install goes, so that no link outlives its service."""
+    meta, closed = install["metadata"], 0
+    for session in kube.install_sessions(meta["namespace"], meta["name"]):
+        if not session["spec"].get("closed"):
+            kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], session["metadata"]["name"],
+                             {"spec": {"closed": True}})
+            closed += 1
+    return closed

@@ -1,0 +1,48 @@
+"""Pure rules for a TmkSession's status and its removal after the retention period."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tmk_common.constants import LABEL_SESSION_ID
+from tmk_common.session import (
+    SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window,
+)
+from tmk_common.session_store import ANNOTATION_ROOM
+
+
+def is_numbered(session: dict) -> bool:
+    meta = session["metadata"]
+    return LABEL_SESSION_ID in (meta.get("labels") or {}) and ANNOTATION_ROOM in (meta.get("annotations") or {})
+
+
+def desired_status(session: dict, default_duration_seconds: int, now: dt.datetime) -> dict:
+    """What `kubectl get tmks` should show. `endedAt` is kept once set: retention counts from it."""
+    meta, current = session["metadata"], session.get("status") or {}
+    spec = SessionSpec.model_validate(session["spec"])
+    window = session_window(spec, parse_time(meta["creationTimestamp"]), default_duration_seconds)
+    state = session_status(spec, window, now)
+    status = {
+        "observedGeneration": meta.get("generation"),
+        "sessionId": int(meta["labels"][LABEL_SESSION_ID]),
+        "room": meta["annotations"][ANNOTATION_ROOM],
+        "status": state.value,
+        "notBefore": format_time(window.not_before),
+        "expiresAt": format_time(window.expires_at),
+    }
+    ended = None  # a reopened session (closed set back to false) has not ended
+    if state is not SessionStatus.OPEN:
+        ended = current.get("endedAt") or format_time(
+            min(window.expires_at, now) if state is SessionStatus.EXPIRED else now)
+    status["endedAt"] = ended
+    return status
+
+
+def status_changes(current: dict, desired: dict) -> dict:
+    """Only the fields that differ, so that an unchanged session is not written again."""
+    return {key: value for key, value in desired.items() if current.get(key) != value}
+
+
+def due_for_removal(status: dict, retention_seconds: int, now: dt.datetime) -> bool:
+    ended = status.get("endedAt")
+    return status.get("status") != SessionStatus.OPEN.value and ended is not None and parse_time(ended) + dt.timedelta(seconds=retention_seconds) <= now

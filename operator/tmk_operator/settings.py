@@ -1,0 +1,34 @@
+"""The operator's settings: `TMK_*` environment variables, read once at start-up and passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_image: str = f"ghcr.io/tmk-operator/tmk-api:{VERSION}"
+    site_image: str = f"ghcr.io/tmk-operator/tmk-site:{VERSION}"
+    # How often every install is compared with what it should be: a child deleted or edited by hand is set back
+    # within this time, and a changed Node address reaches the JVB.
+    drift_seconds: float = 30.0
+    # How often sessions are checked for the end of their window and for the end of their retention.
+    session_sweep_seconds: float = 10.0
+    log_json: bool = False
+    kubeconfig: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        defaults = cls()
+        return cls(
+            api_image=env.get("TMK_API_IMAGE", defaults.api_image),
+            site_image=env.get("TMK_SITE_IMAGE", defaults.site_image),
+            drift_seconds=float(env.get("TMK_DRIFT_SECONDS", defaults.drift_seconds)),
+            session_sweep_seconds=float(env.get("TMK_SESSION_SWEEP_SECONDS", defaults.session_sweep_seconds)),
+            log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
+            kubeconfig=env.get("TMK_KUBECONFIG") or env.get("KUBECONFIG") or None,
+        )
