@@ -31,7 +31,7 @@ system-deps: ## Install the Debian packages the tests need (chromium); run as ro
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 run: $(VENV)/.installed ## The whole stack on this machine (emulated Kubernetes API unless KUBECONFIG names a cluster)
-	$(PY) scripts/run.py
+	$(PY) scripts/run.py $(if $(CLUSTER),--kubeconfig $(CLUSTER))
 
 test: $(VENV)/.installed $(HELM) ## The whole test suite (unit, integration, browser; e2e where Docker runs)
 	PATH=$(abspath $(TOOLS)/bin):$$PATH $(PY) -m pytest -q

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from kubernetes import client
 
-from kube_emulator.testing import running_emulator
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +34,8 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster():
+    from kube_emulator.testing import running_emulator  # only the tiers that need a server load it
+
     with running_emulator() as handle:
         api = api_client(str(handle.kubeconfig))
         extensions = client.ApiextensionsV1Api(api)

@@ -1,6 +1,5 @@
 """The TMK session API: the original's create call, and the session lifecycle integrators expect."""
 
-from __future__ import annotations
 
 import datetime as dt
 import hashlib

@@ -1,0 +1,84 @@
+"""The real operator, as a process of its own, against the emulated API server."""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, load_yaml
+
+DRIFT_SECONDS = 2
+SWEEP_SECONDS = 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def eventually(check, timeout: float = 20.0, interval: float = 0.2):
+    """Polls until `check` returns something truthy; the last failure explains a timeout."""
+    deadline, last_error = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+            last_error = None
+        except (AssertionError, KeyError, TypeError, IndexError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"not reached within {timeout}s: {last_error!r}")
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: str, log_path: Path):
+        self.kubeconfig, self.log_path, self.process = kubeconfig, log_path, None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TMK_DRIFT_SECONDS": str(DRIFT_SECONDS),
+               "TMK_SESSION_SWEEP_SECONDS": str(SWEEP_SECONDS),
+               "TMK_LIVENESS_URL": f"http://127.0.0.1:{free_port()}/healthz"}
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen([sys.executable, "-m", "tmk_operator"], env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory):
+    process = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+def example_install(namespace: str, **spec_changes) -> dict:
+    """examples/tmkinstall.yaml in the test's namespace, its JVB on nodes labelled for this test only."""
+    install = copy.deepcopy(load_yaml(ROOT / "examples" / "tmkinstall.yaml")[0])
+    install["metadata"] = {"name": "demo", "namespace": namespace}
+    install["spec"]["jvb"]["mediaNodeLabel"] = f"tmk.io/media-{namespace}"
+    install["spec"].update(spec_changes)
+    return install

@@ -1,0 +1,178 @@
+"""A TmkInstall applied to the running operator: the stack appears, stays as rendered, and tells the truth."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+from kubernetes import client
+
+from .conftest import DRIFT_SECONDS, eventually, example_install
+
+GROUP, VERSION = "tmk.io", "v1alpha1"
+JITSI_SECRET_KEYS = {"JWT_APP_SECRET", "JICOFO_AUTH_PASSWORD", "JVB_AUTH_PASSWORD", "JIBRI_RECORDER_PASSWORD",
+                     "JIBRI_XMPP_PASSWORD"}
+
+
+def add_media_node(cluster, namespace: str, name: str, external: str | None = "203.0.113.7") -> None:
+    addresses = [{"type": "InternalIP", "address": "10.1.0.7"}]
+    if external:
+        addresses.append({"type": "ExternalIP", "address": external})
+    cluster.core.create_node({"metadata": {"name": name, "labels": {
+        f"tmk.io/media-{namespace}": "true", "kubernetes.io/hostname": name}}, "status": {"addresses": addresses}})
+
+
+def apply(cluster, install: dict) -> dict:
+    return cluster.custom.create_namespaced_custom_object(GROUP, VERSION, install["metadata"]["namespace"],
+                                                          "tmkinstalls", install)
+
+
+def get_install(cluster, namespace: str) -> dict:
+    return cluster.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo")
+
+
+def condition(install: dict, kind: str) -> dict:
+    return next(item for item in install["status"]["conditions"] if item["type"] == kind)
+
+
+def secret_values(cluster, namespace: str, name: str) -> dict[str, str]:
+    data = cluster.core.read_namespaced_secret(name, namespace).data
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
+def env_of(deployment, container: str | None = None) -> dict[str, object]:
+    pod = deployment.spec.template.spec
+    chosen = next(c for c in pod.containers if container in (None, c.name))
+    return {item.name: item.value if item.value is not None else item.value_from for item in chosen.env}
+
+
+def mark_children_ready(cluster, namespace: str) -> None:
+    """The emulator runs no controllers: say what the kubelet and the controllers would say."""
+    apps = client.AppsV1Api(cluster.api)
+    for deployment in apps.list_namespaced_deployment(namespace).items:
+        replicas = deployment.spec.replicas
+        cluster.handle.set_status("apps/v1", "deployments", namespace, deployment.metadata.name, {
+            "observedGeneration": deployment.metadata.generation, "replicas": replicas,
+            "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas})
+    for stateful_set in apps.list_namespaced_stateful_set(namespace).items:
+        replicas = stateful_set.spec.replicas
+        cluster.handle.set_status("apps/v1", "statefulsets", namespace, stateful_set.metadata.name, {
+            "observedGeneration": stateful_set.metadata.generation, "replicas": replicas,
+            "readyReplicas": replicas, "availableReplicas": replicas, "currentReplicas": replicas,
+            "updatedReplicas": replicas})
+    for claim in cluster.core.list_namespaced_persistent_volume_claim(namespace).items:
+        cluster.handle.set_status("v1", "persistentvolumeclaims", namespace, claim.metadata.name,
+                                  {"phase": "Bound"})
+
+
+@pytest.fixture
+def installed(cluster, namespace, operator):
+    add_media_node(cluster, namespace, f"{namespace}-media-a")
+    apply(cluster, example_install(namespace))
+    eventually(lambda: condition(get_install(cluster, namespace), "Ready"))
+    return namespace
+
+
+def test_every_child_is_rendered_and_ready_follows_the_children(cluster, installed):
+    namespace = installed
+    apps = client.AppsV1Api(cluster.api)
+    deployments = {d.metadata.name for d in apps.list_namespaced_deployment(namespace).items}
+    assert {"demo-web", "demo-prosody", "demo-jicofo", "demo-api", "demo-site"} <= deployments
+    assert any(name.startswith("demo-jvb-") for name in deployments)
+    assert apps.read_namespaced_stateful_set("demo-jibri", namespace).spec.replicas == 2
+    ingresses = client.NetworkingV1Api(cluster.api).list_namespaced_ingress(namespace).items
+    hosts = {rule.host for ingress in ingresses for rule in ingress.spec.rules}
+    assert hosts == {"tmk.clinic.example", "tmk-api.clinic.example", "meet.clinic.example"}
+    assert all(ingress.spec.tls for ingress in ingresses)
+    prosody = env_of(apps.read_namespaced_deployment("demo-prosody", namespace))
+    assert prosody["AUTH_TYPE"] == "jwt" and prosody["ENABLE_AUTO_OWNER"] == "0"
+    assert "token_affiliation" in prosody["XMPP_MUC_MODULES"]
+    install = get_install(cluster, namespace)
+    assert condition(install, "Ready")["status"] == "False"
+    assert install["status"]["urls"]["site"] == "https://tmk.clinic.example"
+
+    mark_children_ready(cluster, namespace)
+    ready = eventually(lambda: condition(get_install(cluster, namespace), "Ready")["status"] == "True"
+                       and get_install(cluster, namespace), timeout=DRIFT_SECONDS * 5)
+    assert ready["status"]["observedGeneration"] == ready["metadata"]["generation"]
+
+
+def test_secrets_are_issued_once_and_survive_restart_and_spec_change(cluster, installed, operator):
+    namespace = installed
+    jitsi = secret_values(cluster, namespace, "demo-jitsi")
+    keys = secret_values(cluster, namespace, "demo-api-keys")
+    assert set(jitsi) == JITSI_SECRET_KEYS
+    assert all(len(value) >= 32 for value in jitsi.values()) and len(set(jitsi.values())) == 5
+    operator.restart()
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo",
+                                                  {"spec": {"site": {"replicas": 3}}})
+    apps = client.AppsV1Api(cluster.api)
+    eventually(lambda: apps.read_namespaced_deployment("demo-site", namespace).spec.replicas == 3)
+    assert secret_values(cluster, namespace, "demo-jitsi") == jitsi
+    assert secret_values(cluster, namespace, "demo-api-keys") == keys
+    log = operator.log()
+    assert not any(value in log for value in [*jitsi.values(), *keys.values()])
+
+
+def test_the_node_address_reaches_the_jvb_and_a_change_rolls_it(cluster, namespace, operator):
+    node = f"{namespace}-media-b"
+    add_media_node(cluster, namespace, node, external="198.51.100.20")
+    install = example_install(namespace)
+    del install["spec"]["jvb"]["advertiseAddresses"]
+    apply(cluster, install)
+    apps = client.AppsV1Api(cluster.api)
+    name = f"demo-jvb-{node}"
+    jvb = eventually(lambda: apps.read_namespaced_deployment(name, namespace))
+    assert env_of(jvb)["JVB_ADVERTISE_IPS"] == "198.51.100.20"
+    assert jvb.spec.template.spec.host_network is True
+    cluster.core.patch_node_status(node, {"status": {"addresses": [
+        {"type": "InternalIP", "address": "10.1.0.7"}, {"type": "ExternalIP", "address": "198.51.100.21"}]}})
+    eventually(lambda: env_of(apps.read_namespaced_deployment(name, namespace))["JVB_ADVERTISE_IPS"]
+               == "198.51.100.21", timeout=DRIFT_SECONDS * 5)
+    assert get_install(cluster, namespace)["status"]["jvb"]["addresses"] == ["198.51.100.21"]
+
+
+def test_an_invalid_spec_says_which_field_to_fix(cluster, namespace, operator):
+    install = example_install(namespace, tls={})  # neither a Secret nor an issuer
+    apply(cluster, install)
+    ready = eventually(lambda: condition(get_install(cluster, namespace), "Ready"))
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.tls" in ready["message"]
+    assert client.AppsV1Api(cluster.api).list_namespaced_deployment(namespace).items == []
+
+
+def test_an_idle_install_is_not_written_again(cluster, installed):
+    namespace = installed
+    mark_children_ready(cluster, namespace)
+    eventually(lambda: condition(get_install(cluster, namespace), "Ready")["status"] == "True",
+               timeout=DRIFT_SECONDS * 5)
+    cluster.handle.reset_counts()
+    time.sleep(DRIFT_SECONDS * 2.5)  # at least two drift reconciles
+    assert cluster.handle.counts() == {}
+
+
+def test_a_child_deleted_or_edited_by_hand_is_set_back(cluster, installed):
+    namespace = installed
+    apps = client.AppsV1Api(cluster.api)
+    apps.delete_namespaced_deployment("demo-site", namespace)
+    apps.patch_namespaced_deployment("demo-api", namespace, {"spec": {"replicas": 7}})
+    eventually(lambda: apps.read_namespaced_deployment("demo-site", namespace), timeout=DRIFT_SECONDS * 5)
+    eventually(lambda: apps.read_namespaced_deployment("demo-api", namespace).spec.replicas == 2,
+               timeout=DRIFT_SECONDS * 5)
+
+
+def test_deleting_the_install_closes_its_sessions_and_keeps_recordings(cluster, installed):
+    namespace = installed
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "tmksessions", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "TmkSession", "metadata": {"name": "visit"},
+        "spec": {"install": "demo", "doctorFullName": "Doctor", "patientFullName": "Patient"}})
+    eventually(lambda: cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "tmksessions", "visit")["status"]["status"] == "OPEN")
+    cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo")
+    eventually(lambda: not cluster.custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "tmkinstalls")["items"])
+    session = cluster.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "tmksessions", "visit")
+    assert session["spec"]["closed"] is True
+    eventually(lambda: not client.AppsV1Api(cluster.api).list_namespaced_deployment(namespace).items)
+    assert cluster.core.read_namespaced_persistent_volume_claim("demo-recordings", namespace)
