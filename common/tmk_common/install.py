@@ -164,7 +164,7 @@ class Condition(Model):
     type: str
     status: Literal["True", "False", "Unknown"]
     reason: str
-    message: str = ""
+    message: str | None = None
     last_transition_time: str
     observed_generation: int | None = None
 
@@ -176,7 +176,7 @@ class Urls(Model):
 
 
 class JibriStatus(Model):
-    units: int = 0
+    units: int | None = None
     selector: str | None = None
     wanted: int | None = None
     busy: int | None = None

@@ -30,16 +30,20 @@ def install_ref(body: dict) -> InstallRef:
     return InstallRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
-def node_address(node: dict) -> str | None:
-    """The address media clients can reach: the ExternalIP when the node has one, else its InternalIP."""
-    addresses = {item["type"]: item["address"] for item in (node.get("status") or {}).get("addresses") or []}
-    return addresses.get("ExternalIP") or addresses.get("InternalIP")
+def node_addresses(node: dict) -> dict[str, str]:
+    return {item["type"]: item["address"] for item in (node.get("status") or {}).get("addresses") or []}
 
 
 def media_nodes(kube: Kube, spec: InstallSpec) -> tuple[MediaNode, ...]:
-    nodes = kube.nodes(spec.jvb.media_node_label)
-    found = (MediaNode(node["metadata"]["name"], node_address(node)) for node in nodes)
-    return tuple(sorted(node for node in found if node.address))
+    """Each media node with the address clients reach (ExternalIP, else InternalIP) and the one its own
+    traffic inside the cluster comes from (InternalIP), which the network policies must let in."""
+    found = []
+    for node in kube.nodes(spec.jvb.media_node_label):
+        addresses = node_addresses(node)
+        public = addresses.get("ExternalIP") or addresses.get("InternalIP")
+        if public:
+            found.append(MediaNode(node["metadata"]["name"], public, addresses.get("InternalIP")))
+    return tuple(sorted(found))
 
 
 def ensure_issued_secrets(kube: Kube, ref: InstallRef, spec: InstallSpec) -> None:

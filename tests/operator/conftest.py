@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import ROOT, load_yaml
 
@@ -33,7 +34,7 @@ def eventually(check, timeout: float = 20.0, interval: float = 0.2):
             if result:
                 return result
             last_error = None
-        except (AssertionError, KeyError, TypeError, IndexError) as error:
+        except (AssertionError, KeyError, TypeError, IndexError, StopIteration, ApiException) as error:
             last_error = error
         time.sleep(interval)
     raise AssertionError(f"not reached within {timeout}s: {last_error!r}")

@@ -86,8 +86,8 @@ def test_every_child_is_rendered_and_ready_follows_the_children(cluster, install
     assert hosts == {"tmk.clinic.example", "tmk-api.clinic.example", "meet.clinic.example"}
     assert all(ingress.spec.tls for ingress in ingresses)
     prosody = env_of(apps.read_namespaced_deployment("demo-prosody", namespace))
-    assert prosody["AUTH_TYPE"] == "jwt" and prosody["ENABLE_AUTO_OWNER"] == "0"
-    assert "token_affiliation" in prosody["XMPP_MUC_MODULES"]
+    assert prosody["AUTH_TYPE"] == "jwt" and "token_affiliation" in prosody["XMPP_MUC_MODULES"]
+    assert env_of(apps.read_namespaced_deployment("demo-jicofo", namespace))["ENABLE_AUTO_OWNER"] == "0"
     install = get_install(cluster, namespace)
     assert condition(install, "Ready")["status"] == "False"
     assert install["status"]["urls"]["site"] == "https://tmk.clinic.example"

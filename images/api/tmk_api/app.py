@@ -1,13 +1,11 @@
 """The TMK session API: the original's create call, and the session lifecycle integrators expect."""
 
-
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import secrets
-import time
+from http import HTTPStatus
 from typing import Annotated, Callable
 
 import urllib3.exceptions
@@ -17,15 +15,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.session import (
     Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window,
 )
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
-from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.tokens import mint_token, token_claims
 
-from .http import ApiError, BodySizeLimit, Cors, error_response
+from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
 from .schemas import (
     CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
 )
@@ -55,21 +54,18 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     latency = Histogram("tmk_api_request_seconds", "API request latency", ["route", "method"], registry=registry)
     sessions_created = Counter("tmk_api_sessions_created", "Sessions created", registry=registry)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        requests_total.labels(route, request.method, str(response.status_code)).inc()
-        latency.labels(route, request.method).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Metrics, requests=requests_total, latency=latency)
     app.add_middleware(Cors)
     app.add_middleware(BodySizeLimit)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
         return error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException):
+        phrase = HTTPStatus(error.status_code).phrase
+        return error_response(ApiError(error.status_code, phrase.replace(" ", ""), phrase, headers=error.headers))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError):
@@ -227,7 +223,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
-    def healthz() -> str:
+    async def healthz() -> str:
         return "ok"
 
     @app.get("/readyz", tags=["operations"], response_class=PlainTextResponse)

@@ -1,8 +1,11 @@
-"""HTTP plumbing of the API: its error shape, the body size limit and the original's CORS rules."""
+"""HTTP plumbing of the API: its error shape, the body size limit, metrics and the original's CORS rules."""
 
 from __future__ import annotations
 
+import time
+
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
@@ -48,7 +51,9 @@ def error_response(error: ApiError) -> JSONResponse:
 
 
 class BodySizeLimit:
-    """Refuses a body over the limit with 413 before reading it all, whether or not it declares its length."""
+    """Refuses a body over the limit with a JSON 413 before reading it all, declared length or not.
+
+    (Starlette's own limit answers in plain text, which integrators' JSON error handling cannot read.)"""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
         self.app, self.limit = app, limit
@@ -108,3 +113,28 @@ class Cors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+class Metrics:
+    """Counts requests and their latency by route template (never by raw path: ids would explode the series)."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram):
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(route, scope["method"], str(status)).inc()
+            self.latency.labels(route, scope["method"]).observe(time.perf_counter() - started)

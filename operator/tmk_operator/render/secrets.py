@@ -1,0 +1,51 @@
+"""The Secrets the operator issues once per install: the Jitsi values and the API keys."""
+
+import base64
+
+from tmk_common import constants as c
+
+from .base import InstallRef, child_name, metadata
+
+# Key of the first API key's value in the values the operator generates.
+API_KEY = "API_KEY"
+
+
+def jitsi_secret_name(install: InstallRef) -> str:
+    return child_name(install, "jitsi")
+
+
+def api_keys_secret_name(install: InstallRef) -> str:
+    return child_name(install, "api-keys")
+
+
+def secret(install: InstallRef, name: str, data: dict[str, str], *, immutable: bool) -> dict:
+    # `data`, not `stringData`: what is written is what is read back, so an unchanged Secret compares equal.
+    out = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(install, "secrets", name),
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in sorted(data.items())},
+    }
+    if immutable:
+        out["immutable"] = True
+    return out
+
+
+def render_issued_secrets(install: InstallRef, values: dict[str, str]) -> list[dict]:
+    """`<install>-jitsi` when `values` holds the five Jitsi keys, `<install>-api-keys` when it holds API_KEY.
+
+    The Jitsi Secret is immutable: a changed password would lock every running component out of prosody.
+    """
+    out = []
+    jitsi_keys = [key for key in c.JITSI_SECRET_KEYS if key in values]
+    if jitsi_keys and len(jitsi_keys) != len(c.JITSI_SECRET_KEYS):
+        missing = sorted(set(c.JITSI_SECRET_KEYS) - set(jitsi_keys))
+        raise ValueError(f"Jitsi secret values incomplete, missing {', '.join(missing)}")
+    if jitsi_keys:
+        out.append(secret(install, jitsi_secret_name(install), {key: values[key] for key in jitsi_keys},
+                          immutable=True))
+    if API_KEY in values:
+        out.append(secret(install, api_keys_secret_name(install), {c.DEFAULT_API_KEY_ID: values[API_KEY]},
+                          immutable=False))
+    return out

@@ -1,0 +1,87 @@
+"""The TMK session API (with its ServiceAccount and Role) and the TMK site."""
+
+from tmk_common import constants as c
+from tmk_common.install import InstallSpec
+
+from .base import (InstallRef, RenderContext, child_name, container, deployment, env, env_secret, http_probe,
+                   metadata, pod_spec, scratch_volumes, service, service_host, service_port, tcp_port)
+
+
+def api_url(install: InstallRef) -> str:
+    return f"http://{service_host(install, 'api')}:{c.API_PORT}"
+
+
+def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> list[dict]:
+    name = child_name(install, "api")
+    env_list = [
+        env("TMK_INSTALL", install.name),
+        env("TMK_NAMESPACE", install.namespace),
+        env("TMK_SITE_DOMAIN", spec.domains.site),
+        env("TMK_JITSI_DOMAIN", spec.domains.jitsi),
+        env("TMK_JWT_APP_ID", spec.jitsi.jwt_app_id),
+        env_secret("TMK_JWT_APP_SECRET", ctx.jitsi_secret_name, "JWT_APP_SECRET"),
+        env("TMK_API_KEYS_DIR", c.API_KEYS_DIR),
+        env("TMK_KEYLESS", "true" if spec.api.keyless else "false"),
+        env("TMK_DEFAULT_DURATION_SECONDS", spec.sessions.default_duration_seconds),
+        env("TMK_RETENTION_SECONDS", spec.sessions.retention_seconds),
+    ]
+    volumes, mounts = scratch_volumes({"tmp": "/tmp"})
+    # Mounted, not env: keys added to the Secret reach running pods without a restart.
+    volumes.append({"name": "api-keys", "secret": {"secretName": ctx.api_keys_secret_name}})
+    mounts.append({"name": "api-keys", "mountPath": c.API_KEYS_DIR, "readOnly": True})
+    probes = {"readinessProbe": http_probe("/readyz", c.API_PORT), "livenessProbe": http_probe("/healthz", c.API_PORT)}
+    main = container(spec, "api", name="api", image=spec.api.image or ctx.api_image, env_list=env_list,
+                     ports=[tcp_port("http", c.API_PORT)], mounts=mounts, probes=probes)
+    pod = pod_spec(spec, "api", [main], volumes, service_account=name)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(install, "api", name)},
+        api_role(install),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(install, "api", name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": install.namespace}],
+        },
+        deployment(install, "api", pod, replicas=spec.api.replicas),
+        service(install, "api", [service_port("http", c.API_PORT)]),
+    ]
+
+
+def api_role(install: InstallRef) -> dict:
+    """Sessions of its namespace, its own id counter, events; nothing else."""
+    counter = child_name(install, c.SESSION_IDS_CONFIGMAP_SUFFIX)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(install, "api", child_name(install, "api")),
+        "rules": [
+            {"apiGroups": [c.GROUP], "resources": [c.SESSION_PLURAL],
+             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+            # RBAC cannot limit `create` by name, so it is granted apart from get/update on the counter.
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "update"]},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+        ],
+    }
+
+
+def render_site(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> list[dict]:
+    site = spec.site
+    env_list = [
+        env("TMK_JITSI_DOMAIN", spec.domains.jitsi),
+        env("TMK_API_URL", api_url(install)),
+        env("TMK_DEFAULT_LANGUAGE", site.default_language),
+    ]
+    if site.company_name:
+        env_list.append(env("TMK_COMPANY_NAME", site.company_name))
+    if site.company_logo_url:
+        env_list.append(env("TMK_COMPANY_LOGO_URL", site.company_logo_url))
+    volumes, mounts = scratch_volumes({"tmp": "/tmp"})
+    probes = {"readinessProbe": http_probe("/healthz", c.SITE_PORT), "livenessProbe": http_probe("/healthz", c.SITE_PORT)}
+    main = container(spec, "site", name="site", image=site.image or ctx.site_image, env_list=env_list,
+                     ports=[tcp_port("http", c.SITE_PORT)], mounts=mounts, probes=probes)
+    return [
+        deployment(install, "site", pod_spec(spec, "site", [main], volumes), replicas=site.replicas),
+        service(install, "site", [service_port("http", c.SITE_PORT)]),
+    ]

@@ -1,0 +1,152 @@
+"""Status conditions from the children's own status, and the summary Ready."""
+
+from datetime import datetime, timedelta, timezone
+
+from tmk_common.constants import LABEL_COMPONENT
+from tmk_common.install import InstallSpec
+from tmk_operator import conditions as cond
+from tmk_operator.render import MediaNode, SpecProblem
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(minutes=5)
+
+
+def child(kind: str, component: str, name: str, *, replicas=1, status=None, generation=1) -> dict:
+    return {"kind": kind,
+            "metadata": {"name": name, "generation": generation, "labels": {LABEL_COMPONENT: component}},
+            "spec": {"replicas": replicas}, "status": status}
+
+
+def deployment(component, name, available, replicas=1, observed=1, generation=1):
+    return child("Deployment", component, name, replicas=replicas, generation=generation,
+                 status={"observedGeneration": observed, "availableReplicas": available})
+
+
+def healthy_stack() -> list[dict]:
+    return [
+        deployment("prosody", "demo-prosody", 1),
+        deployment("jicofo", "demo-jicofo", 1),
+        deployment("web", "demo-web", 2, replicas=2),
+        deployment("jvb", "demo-jvb-node-a", 1),
+        deployment("api", "demo-api", 2, replicas=2),
+        deployment("site", "demo-site", 2, replicas=2),
+        {"kind": "Service", "metadata": {"name": "demo-api", "labels": {LABEL_COMPONENT: "api"}}},
+    ]
+
+
+def by_type(conditions):
+    return {c.type: c for c in conditions}
+
+
+def test_set_condition_adds_then_keeps_transition_time_while_status_holds():
+    first = cond.set_condition([], "ApiReady", "False", "Progressing", "0/2 ready", 1, T0)
+    assert first == [{"type": "ApiReady", "status": "False", "reason": "Progressing", "message": "0/2 ready",
+                      "lastTransitionTime": "2026-03-01T09:00:00Z", "observedGeneration": 1}]
+    same = cond.set_condition(first, "ApiReady", "False", "Progressing", "1/2 ready", 2, T1)
+    assert same[0]["lastTransitionTime"] == "2026-03-01T09:00:00Z"
+    assert same[0]["message"] == "1/2 ready" and same[0]["observedGeneration"] == 2
+    flipped = cond.set_condition(same, "ApiReady", "True", "Available", "", 2, T1)
+    assert flipped[0]["lastTransitionTime"] == "2026-03-01T09:05:00Z"
+    assert first[0]["message"] == "0/2 ready"  # the input list is not changed
+
+
+def test_set_condition_leaves_other_types_in_place():
+    start = cond.set_condition([], "SpecValid", "True", "Valid", "", 1, T0)
+    start = cond.set_condition(start, "ApiReady", "True", "Available", "", 1, T0)
+    updated = cond.set_condition(start, "SpecValid", "False", "InvalidSpec", "bad", 2, T1)
+    assert [c["type"] for c in updated] == ["SpecValid", "ApiReady"]
+    assert updated[1] == start[1]
+
+
+def test_a_healthy_stack_is_ready():
+    conditions = cond.component_conditions(healthy_stack())
+    assert {c.type: c.status for c in conditions} == {"JitsiReady": "True", "JvbReady": "True", "ApiReady": "True",
+                                                     "SiteReady": "True"}
+    summary = cond.ready_summary([cond.spec_condition([]), *conditions])
+    assert summary == cond.Condition("Ready", "True", "AllReady", "")
+
+
+def test_a_deployment_short_of_replicas_makes_its_component_progressing():
+    children = healthy_stack()
+    children[2] = deployment("web", "demo-web", 1, replicas=2)
+    jitsi = by_type(cond.component_conditions(children))["JitsiReady"]
+    assert (jitsi.status, jitsi.reason) == ("False", "Progressing")
+    assert "demo-web" in jitsi.message and "1/2" in jitsi.message
+    summary = cond.ready_summary(cond.component_conditions(children))
+    assert (summary.status, summary.reason, summary.message) == ("False", "ComponentsNotReady",
+                                                                "JitsiReady: Deployment demo-web: 1/2 ready")
+
+
+def test_a_rollout_not_yet_observed_is_not_ready():
+    children = healthy_stack()
+    children[4] = deployment("api", "demo-api", 2, replicas=2, observed=1, generation=2)
+    api = by_type(cond.component_conditions(children))["ApiReady"]
+    assert api.status == "False" and "not yet picked up" in api.message
+
+
+def test_missing_children_and_media_nodes():
+    conditions = by_type(cond.component_conditions([]))
+    assert conditions["JvbReady"].reason == "NoMediaNodes"
+    assert conditions["ApiReady"].reason == "Missing"
+    assert "JibriReady" not in conditions and "RecordingsReady" not in conditions
+
+
+def test_recorders_and_their_claim():
+    children = healthy_stack() + [
+        child("StatefulSet", "jibri", "demo-jibri", replicas=2, status={"observedGeneration": 1, "readyReplicas": 1}),
+        child("PersistentVolumeClaim", "recordings", "demo-recordings", status={"phase": "Pending"}),
+    ]
+    conditions = by_type(cond.component_conditions(children))
+    assert conditions["JibriReady"].status == "False" and "1/2" in conditions["JibriReady"].message
+    assert (conditions["RecordingsReady"].status, conditions["RecordingsReady"].reason) == ("False", "Pending")
+    children[-1]["status"] = {"phase": "Bound"}
+    children[-2]["status"]["readyReplicas"] = 2
+    conditions = by_type(cond.component_conditions(children))
+    assert conditions["RecordingsReady"] == cond.Condition("RecordingsReady", "True", "Bound", "")
+    assert conditions["JibriReady"].status == "True"
+
+
+def test_an_invalid_spec_says_so_in_ready():
+    spec = cond.spec_condition([SpecProblem("spec.jvb.port", "must be at least 1024")])
+    assert spec == cond.Condition("SpecValid", "False", "InvalidSpec", "spec.jvb.port: must be at least 1024")
+    summary = cond.ready_summary([spec, *cond.component_conditions(healthy_stack())])
+    assert (summary.status, summary.reason) == ("False", "InvalidSpec")
+
+
+def test_reasons_are_single_camel_case_words():
+    assert all(reason.isalpha() and reason[0].isupper() for reason in cond.REASONS)
+    produced = {c.reason for c in cond.component_conditions([])} | {cond.ready_summary([]).reason}
+    assert produced <= set(cond.REASONS)
+
+
+def test_with_the_spec_missing_recorders_are_reported_and_the_label_named():
+    spec = InstallSpec.model_validate({
+        "domains": {"site": "tmk.example.org", "api": "api.example.org", "jitsi": "meet.example.org"},
+        "tls": {"secretName": "tmk-tls"}, "jibri": {"enabled": True}, "jvb": {"mediaNodeLabel": "media"}})
+    conditions = by_type(cond.component_conditions([], spec))
+    assert conditions["JibriReady"].reason == "Missing" and conditions["RecordingsReady"].reason == "Missing"
+    assert conditions["JvbReady"].message == "no node carries the label media"
+
+
+def test_a_media_node_without_its_videobridge_is_reported():
+    children = healthy_stack()
+    children[3]["metadata"]["labels"]["tmk.io/media-node"] = "node-a"
+    nodes = (MediaNode("node-a", "198.51.100.1"), MediaNode("node-b", "198.51.100.2"))
+    jvb = by_type(cond.component_conditions(children, None, nodes))["JvbReady"]
+    assert (jvb.status, jvb.message) == ("False", "no videobridge yet on node-b")
+
+
+def test_apply_sets_observed_conditions_and_ready():
+    found = [("SpecValid", "True", "Valid", ""), *cond.component_conditions(healthy_stack())]
+    status = cond.apply([], found, 3, T0)
+    assert [c["type"] for c in status] == ["SpecValid", "ApiReady", "JitsiReady", "JvbReady", "SiteReady", "Ready"]
+    assert status[-1]["status"] == "True" and all(c["observedGeneration"] == 3 for c in status)
+
+
+def test_apply_drops_conditions_a_full_observation_no_longer_yields():
+    recorded = cond.apply([], [("SpecValid", "True", "Valid", ""), ("JibriReady", "True", "Available", "")], 1, T0)
+    invalid = cond.apply(recorded, [("SpecValid", "False", "InvalidSpec", "spec.jvb.port: too low")], 2, T1)
+    assert {c["type"] for c in invalid} == {"SpecValid", "JibriReady", "Ready"}
+    assert next(c for c in invalid if c["type"] == "Ready")["reason"] == "InvalidSpec"
+    valid = cond.apply(invalid, [("SpecValid", "True", "Valid", ""), ("ApiReady", "True", "Available", "")], 3, T1)
+    assert {c["type"] for c in valid} == {"SpecValid", "ApiReady", "Ready"}

@@ -1,0 +1,56 @@
+"""The Secrets issued once per install, and the random values that fill them."""
+
+import base64
+
+import kubernetes_validate
+import pytest
+
+from tmk_common.constants import JITSI_SECRET_KEYS
+from tmk_operator.render import InstallRef, render_issued_secrets
+from tmk_operator.secret_values import generate_secret_values
+
+INSTALL = InstallRef(name="demo", namespace="clinic", uid="uid-1")
+
+
+def decoded(secret: dict) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def test_generated_values_are_long_random_and_distinct():
+    first, second = generate_secret_values(), generate_secret_values()
+    assert set(first) == {*JITSI_SECRET_KEYS, "API_KEY"}
+    assert all(len(value) >= 32 for value in first.values())
+    assert len(set(first.values())) == len(first)
+    assert not set(first.values()) & set(second.values())
+
+
+def test_issued_secrets_hold_the_values():
+    values = generate_secret_values()
+    jitsi, api_keys = render_issued_secrets(INSTALL, values)
+    assert jitsi["metadata"]["name"] == "demo-jitsi"
+    assert decoded(jitsi) == {key: values[key] for key in JITSI_SECRET_KEYS}
+    # Immutable: a rotated password would lock every running Jitsi component out.
+    assert jitsi["immutable"] is True
+    assert api_keys["metadata"]["name"] == "demo-api-keys"
+    assert decoded(api_keys) == {"default": values["API_KEY"]}
+    assert "immutable" not in api_keys
+    for secret in (jitsi, api_keys):
+        assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        kubernetes_validate.validate(secret, "1.31", strict=True)
+
+
+def test_with_an_existing_jitsi_secret_only_the_api_keys_are_issued():
+    (api_keys,) = render_issued_secrets(INSTALL, {"API_KEY": "k" * 43})
+    assert api_keys["metadata"]["name"] == "demo-api-keys"
+
+
+def test_incomplete_jitsi_values_are_refused_without_showing_them():
+    with pytest.raises(ValueError) as error:
+        render_issued_secrets(INSTALL, {"JWT_APP_SECRET": "s3cr3t-value"})
+    assert "JVB_AUTH_PASSWORD" in str(error.value)
+    assert "s3cr3t-value" not in str(error.value)
+
+
+def test_same_values_render_the_same_secrets():
+    values = generate_secret_values()
+    assert render_issued_secrets(INSTALL, values) == render_issued_secrets(INSTALL, dict(reversed(values.items())))
