@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 from kubernetes.client.exceptions import ApiException
 
 from tmk_common.kubeclient import api_client
@@ -62,10 +63,12 @@ def http_ok(url: str) -> bool:
 def apply_objects(api: client.ApiClient, documents: list[dict]) -> None:
     """Creates each object, leaving one that exists as it is (a second `make run` on a cluster)."""
     for document in documents:
+        # Discovery each time: a CRD created a moment ago brings its resources with it.
+        resource = DynamicClient(api).resources.get(api_version=document["apiVersion"], kind=document["kind"])
         try:
-            utils.create_from_dict(api, document, namespace=document["metadata"].get("namespace"))
-        except (ApiException, utils.FailToCreateError) as error:
-            if "AlreadyExists" not in str(error):
+            resource.create(body=document, namespace=document["metadata"].get("namespace"))
+        except ApiException as error:
+            if error.status != 409:
                 raise
 
 

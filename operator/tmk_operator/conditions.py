@@ -31,8 +31,10 @@ BOUND = "Bound"
 PENDING = "Pending"
 ALL_READY = "AllReady"
 COMPONENTS_NOT_READY = "ComponentsNotReady"
+ACCEPTED = "Accepted"  # a session numbered and served by its install
+INSTALL_NOT_FOUND = "InstallNotFound"
 REASONS = (VALID, INVALID_SPEC, AVAILABLE, PROGRESSING, MISSING, NO_MEDIA_NODES, BOUND, PENDING, ALL_READY,
-           COMPONENTS_NOT_READY)
+           COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND)
 
 # Which condition each child's `tmk.io/component` label feeds.
 COMPONENT_CONDITION = {

@@ -109,13 +109,22 @@ def session_defaults(kube: Kube, namespace: str, install_name: str) -> tuple[int
 
 def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
     """Returns the status fields to write (empty when the status is already right)."""
-    if not is_numbered(body):
+    meta, spec = body["metadata"], body["spec"]
+    current = body.get("status") or {}
+    defaults = session_defaults(kube, meta["namespace"], spec["install"])
+    if defaults is None:
+        message = (f"spec.install: there is no TmkInstall {spec['install']!r} in namespace {meta['namespace']}; "
+                   "name an existing one")
+        ready = (conditions.READY, "False", conditions.INSTALL_NOT_FOUND, message)
+    elif not is_numbered(body):
         number_session(kube, body)
         return {}  # the metadata change brings the session back here, numbered
-    defaults = session_defaults(kube, body["metadata"]["namespace"], body["spec"]["install"])
-    if defaults is None:
-        return {}
-    return status_changes(body.get("status") or {}, desired_status(body, defaults[0], now))
+    else:
+        ready = (conditions.READY, "True", conditions.ACCEPTED, "")
+    desired = desired_status(body, defaults[0], now) if defaults else {}
+    desired["conditions"] = conditions.set_condition(
+        current.get("conditions") or [], *ready, meta.get("generation"), now)
+    return status_changes(current, desired)
 
 
 def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:

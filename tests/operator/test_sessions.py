@@ -67,3 +67,12 @@ def test_ended_sessions_are_removed_after_retention(cluster, namespace, operator
     names = lambda: {item["metadata"]["name"] for item in cluster.custom.list_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL)["items"]}
     eventually(lambda: names() == {"kept"}, timeout=10)
+
+
+def test_a_session_of_an_unknown_install_says_what_to_fix(cluster, namespace, operator):
+    create_session(cluster, namespace, "orphan", install="nowhere")
+    ready = eventually(lambda: next(c for c in status_of(cluster, namespace, "orphan")["conditions"]
+                                    if c["type"] == "Ready"))
+    assert ready["status"] == "False" and ready["reason"] == "InstallNotFound"
+    assert "spec.install" in ready["message"] and "nowhere" in ready["message"]
+    assert "tmk.io/session-id" not in (get_session(cluster, namespace, "orphan")["metadata"].get("labels") or {})
