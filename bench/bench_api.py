@@ -75,8 +75,15 @@ def main() -> None:
                 if answer.status != 200:
                     raise RuntimeError(f"create answered {answer.status}")
 
+            def api_health(local) -> None:
+                if not hasattr(local, "http"):
+                    local.http = urllib3.PoolManager(maxsize=1)
+                local.http.request("GET", f"http://127.0.0.1:{port}/healthz")
+
             timed_runs(4, 40, bare_create)  # warm both paths: connections, the id block, imports
             timed_runs(4, 40, api_create)
+            # What the API's HTTP stack alone costs (uvicorn, FastAPI, no Kubernetes call): part of every create.
+            health = timed_runs(1, 200, api_health)
             rows = []
             for concurrency, total in ROUNDS.items():
                 floor = timed_runs(concurrency, total, bare_create)
@@ -93,7 +100,8 @@ def main() -> None:
         f99, a99 = percentile(floor, 0.99), percentile(through_api, 0.99)
         print(f"| {concurrency} | {total} | {milliseconds(f50)} | {milliseconds(a50)} | {a50 / f50:.2f}× "
               f"| {milliseconds(f99)} | {milliseconds(a99)} | {a99 / f99:.2f}× |")
-    print()
+    print(f"\nFor scale: `GET /healthz` on the API (its HTTP stack alone, no Kubernetes call) takes "
+          f"{milliseconds(percentile(health, 0.5))} at p50 with one client.\n")
 
 
 if __name__ == "__main__":

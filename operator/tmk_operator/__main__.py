@@ -10,6 +10,9 @@ import sys
 def main() -> None:
     liveness = os.environ.get("TMK_LIVENESS_URL", "http://0.0.0.0:8081/healthz")
     scope = sys.argv[1:] or ["--all-namespaces"]
+    # Few malloc arenas: the handler threads otherwise each keep an arena of freed memory; measured with 10,000
+    # sessions, this is the difference between about 205 MB and 175 MB of resident memory (bench/results.md).
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     arguments = ["kopf", "run", "--standalone", f"--liveness={liveness}", "-m", "tmk_operator.handlers", *scope]
     os.execvp(sys.executable, [sys.executable, "-m", *arguments])
 

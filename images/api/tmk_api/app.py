@@ -82,7 +82,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     async def kubernetes_unreachable(_request: Request, _error: Exception):
         return unavailable()
 
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+    async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
         """Returns the id of the caller's API key (what an audit line names), or `keyless`."""
         if settings.keyless:
             return "keyless"
