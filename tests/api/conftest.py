@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tmk_api.app import create_app
-from tmk_api.settings import Settings
+from tmk_api.settings import ApiKeys, Settings
 from tmk_common.session_store import SessionStore
 
 API_KEY = "test-key-0123456789abcdefghijklmnopqrstuv"
@@ -17,7 +17,7 @@ INSTALL = "demo"
 def api_settings(namespace: str, **overrides) -> Settings:
     values = dict(install=INSTALL, namespace=namespace, site_domain="tmk.example.com",
                   jitsi_domain="meet.example.com", jwt_app_id="tmk", jwt_app_secret=JWT_SECRET,
-                  api_keys={"default": API_KEY}, default_duration_seconds=3600)
+                  api_keys=ApiKeys.fixed({"default": API_KEY}), default_duration_seconds=3600)
     values.update(overrides)
     return Settings(**values)
 

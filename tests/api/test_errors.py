@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
+from kubernetes import client
 
 from tmk_api.app import create_app
+from tmk_api.settings import ApiKeys
 from tmk_common.session_store import SessionStore
 
 from .conftest import API_KEY, api_settings
@@ -68,7 +72,6 @@ def test_keyless_install_takes_the_original_calls(make_api):
 
 
 def test_unreachable_kubernetes_api_is_503_with_retry_after(cluster, namespace):
-    from kubernetes import client
     configuration = client.Configuration()
     configuration.host = "http://127.0.0.1:9"  # discard port: nothing listens
     configuration.retries = 0
@@ -101,3 +104,17 @@ def test_operations_endpoints(api):
     assert api.get("/docs").status_code == 200
     schema = api.get("/openapi.json").json()
     assert "/v1/abm/video/sessions/create/simple" in schema["paths"]
+
+
+def test_a_key_added_to_the_secret_works_without_a_restart(cluster, namespace, tmp_path):
+    (tmp_path / "default").write_text(API_KEY)
+    api = TestClient(create_app(api_settings(namespace, api_keys=ApiKeys(str(tmp_path))),
+                                SessionStore(cluster.api, namespace, "demo")))
+    new_key = "second-key-0123456789abcdefghijklmnopqrs"
+    assert api.post(CREATE, json=ORIGINAL_BODY, headers={"Authorization": f"Bearer {new_key}"}).status_code == 401
+    (tmp_path / "his").write_text(new_key)
+    os.utime(tmp_path, ns=(1, 1))  # what the kubelet's swap of the Secret's files does to the folder
+    assert api.post(CREATE, json=ORIGINAL_BODY, headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+    (tmp_path / "his").unlink()
+    os.utime(tmp_path, ns=(2, 2))
+    assert api.post(CREATE, json=ORIGINAL_BODY, headers={"Authorization": f"Bearer {new_key}"}).status_code == 401

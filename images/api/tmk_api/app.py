@@ -88,7 +88,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
             return "keyless"
         scheme, _, presented = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and presented:
-            for key_id, key in settings.api_keys.items():
+            for key_id, key in settings.api_keys.current().items():
                 if hmac.compare_digest(presented.encode(), key.encode()):
                     return key_id
         raise ApiError(401, "Unauthorized", "Send an API key: `Authorization: Bearer <key>`.",

@@ -15,7 +15,7 @@ class Settings:
     jitsi_domain: str
     jwt_app_id: str
     jwt_app_secret: str = field(repr=False)
-    api_keys: dict[str, str] = field(repr=False, default_factory=dict)  # key id -> key
+    api_keys: "ApiKeys" = field(repr=False, default_factory=lambda: ApiKeys.fixed({}))
     keyless: bool = False
     default_duration_seconds: int = 3600
     kubeconfig: str | None = None
@@ -37,7 +37,7 @@ class Settings:
             jitsi_domain=env["TMK_JITSI_DOMAIN"],
             jwt_app_id=env.get("TMK_JWT_APP_ID", "tmk"),
             jwt_app_secret=env["TMK_JWT_APP_SECRET"],
-            api_keys=read_api_keys(env.get("TMK_API_KEYS_DIR")),
+            api_keys=ApiKeys(env.get("TMK_API_KEYS_DIR")),
             keyless=env.get("TMK_KEYLESS", "false").lower() == "true",
             default_duration_seconds=int(env.get("TMK_DEFAULT_DURATION_SECONDS", "3600")),
             kubeconfig=env.get("TMK_KUBECONFIG") or None,
@@ -47,16 +47,42 @@ class Settings:
         )
 
 
-def read_api_keys(directory: str | None) -> dict[str, str]:
-    """A mounted Secret: one file per key, named by the key's id (the id is what audit lines show)."""
-    if not directory or not Path(directory).is_dir():
-        return {}
-    keys = {}
-    for path in sorted(Path(directory).iterdir()):
-        # Secret volumes hold `..data`-style links beside the keys; those are not keys.
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        value = path.read_text().strip()
-        if value:
-            keys[path.name] = value
-    return keys
+class ApiKeys:
+    """The install's API keys: a mounted Secret, one file per key, named by the key's id (what audit lines show).
+
+    Read again whenever the folder changes, so a key added to or removed from the Secret takes effect in running
+    pods without a restart (the kubelet swaps the folder's contents in one step)."""
+
+    def __init__(self, directory: str | None):
+        self.directory = Path(directory) if directory else None
+        self._seen: int | None = None
+        self._keys: dict[str, str] = {}
+
+    @classmethod
+    def fixed(cls, keys: dict[str, str]) -> "ApiKeys":
+        fixed = cls(None)
+        fixed._keys = dict(keys)
+        return fixed
+
+    def current(self) -> dict[str, str]:
+        """Key id -> key."""
+        if self.directory is None:
+            return self._keys
+        try:
+            changed = self.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if changed != self._seen:
+            self._keys, self._seen = self._read(), changed
+        return self._keys
+
+    def _read(self) -> dict[str, str]:
+        keys = {}
+        for path in sorted(self.directory.iterdir()):
+            # Secret volumes hold `..data`-style links beside the keys; those are not keys.
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            value = path.read_text().strip()
+            if value:
+                keys[path.name] = value
+        return keys
