@@ -176,3 +176,16 @@ def test_deleting_the_install_closes_its_sessions_and_keeps_recordings(cluster, 
     assert session["spec"]["closed"] is True
     eventually(lambda: not client.AppsV1Api(cluster.api).list_namespaced_deployment(namespace).items)
     assert cluster.core.read_namespaced_persistent_volume_claim("demo-recordings", namespace)
+
+
+def test_a_keyless_install_is_flagged_by_a_warning_event(cluster, namespace, operator):
+    install = example_install(namespace)
+    install["spec"]["api"]["keyless"] = True
+    apply(cluster, install)
+
+    def warning():
+        events = cluster.core.list_namespaced_event(namespace).items
+        return next(e for e in events if e.reason == "KeylessApi" and e.involved_object.name == "demo")
+
+    event = eventually(warning)
+    assert event.type == "Warning" and "spec.api.keyless" in event.message
