@@ -171,6 +171,10 @@ class Emulator:
 
     @staticmethod
     async def _body(request):
+        if "protobuf" in request.content_type:
+            # JSON and YAML only; a client that can fall back to JSON does so on 415, as with a real server.
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types "
+                                f"include: application/json, application/yaml")
         text = await request.text()
         try:
             if request.content_type.endswith("yaml"):
