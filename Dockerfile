@@ -1,4 +1,6 @@
-# The operator image: `docker build -t tmk-operator .` (the context is the repository: it shares tmk_common).
+# The operator and session API images, from one build (the context is the repository: both use tmk_common).
+#   docker build -t tmk-operator .              the operator (the last stage, the default)
+#   docker build --target api -t tmk-api .      the session API
 FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -8,15 +10,21 @@ COPY operator operator
 COPY emulator emulator
 COPY images/api images/api
 COPY images/site images/site
-# One pyproject holds every package; the image carries them all and runs only the operator.
+# One pyproject holds every package; each image carries them all and runs one.
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.11.14-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/venv /opt/venv
-# Writes nothing but /tmp (an emptyDir in the chart): the root filesystem can be read-only.
+# Both write nothing but /tmp (an emptyDir): the root filesystem can be read-only.
 USER 1000:1000
+
+FROM runtime AS api
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "tmk_api"]
+
+FROM runtime AS operator
 EXPOSE 8081
 ENTRYPOINT ["python", "-m", "tmk_operator"]

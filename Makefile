@@ -53,7 +53,7 @@ chart-crds: ## Copy crds/ into the chart (a test checks the copies are exact)
 
 images: ## Build the operator, API and site images (needs Docker)
 	docker build -t $(IMAGE_PREFIX)/tmk-operator:$(VERSION) .
-	docker build -t $(IMAGE_PREFIX)/tmk-api:$(VERSION) -f images/api/Dockerfile .
+	docker build --target api -t $(IMAGE_PREFIX)/tmk-api:$(VERSION) .
 	docker build -t $(IMAGE_PREFIX)/tmk-site:$(VERSION) images/site
 
 kind: images $(VENV)/.installed $(HELM) ## A kind cluster with the chart and the example, then the e2e tests (needs Docker and kind)
