@@ -14,6 +14,8 @@ COPY images/site images/site
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11.14-slim-bookworm AS runtime
+# A passwd entry for uid 1000: kopf names itself after the user when no POD_ID is set, and fails without one.
+RUN useradd --uid 1000 --user-group --no-create-home --shell /usr/sbin/nologin tmk
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

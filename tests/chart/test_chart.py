@@ -79,6 +79,9 @@ def test_the_operator_runs_restricted_and_alone():
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Without POD_ID kopf looks the uid up in /etc/passwd at start-up and exits when it is not there.
+    env = {item["name"]: item for item in container["env"]}
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 # --- RBAC: exactly what the code calls ------------------------------------------------------------------
