@@ -17,6 +17,8 @@ OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 ADVERTISE_ADDRESS_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)(#[0-9]{1,5})?$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 HOST_PORT_PATTERN = r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$"
+HTTP_URL_PATTERN = r"^https?://\S+$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 
 DEFAULT_JITSI_TAG = "stable-11146-2"
 DEFAULT_JITSI_REGISTRY = "ghcr.io/jitsi"
@@ -108,6 +110,28 @@ class Recordings(Model):
     delete_with_install: bool = False
 
 
+class SecretKeyRef(Model):
+    name: str = Field(pattern=OBJECT_NAME_PATTERN, max_length=253)
+    key: str = Field(pattern=SECRET_KEY_PATTERN, max_length=253)
+
+
+class Sms(Model):
+    """A generic HTTP SMS gateway: one request per message, its body rendered from a template."""
+
+    url: str = Field(pattern=HTTP_URL_PATTERN, max_length=2048)
+    method: Literal["POST", "GET"] = "POST"
+    content_type: str = Field(default="application/json", min_length=1, max_length=255)
+    body_template: str = Field(min_length=1, max_length=8192)
+    headers: dict[str, str] | None = None
+    credentials_secret_ref: SecretKeyRef | None = None
+    rate_per_number_per_hour: int = Field(default=5, ge=1, le=100)
+
+
+class Webhooks(Model):
+    url: str = Field(pattern=HTTP_URL_PATTERN, max_length=2048)
+    secret_ref: SecretKeyRef
+
+
 class Secrets(Model):
     existing_secret_name: str | None = Field(default=None, pattern=OBJECT_NAME_PATTERN, max_length=253)
 
@@ -154,6 +178,8 @@ class InstallSpec(Model):
     recordings: Recordings = Field(default_factory=Recordings)
     secrets: Secrets = Field(default_factory=Secrets)
     components: Components | None = None
+    sms: Sms | None = None
+    webhooks: Webhooks | None = None
 
     def component(self, name: str) -> ComponentOptions:
         """The scheduling/resources options of one component (empty when not given)."""

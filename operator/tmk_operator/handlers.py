@@ -9,13 +9,15 @@ import datetime as dt
 import logging
 
 import kopf
+import urllib3
 
 from tmk_common.constants import GROUP, INSTALL_PLURAL, SESSION_PLURAL, VERSION
 from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 
 from .kube import Kube
-from .reconcile import close_sessions, reconcile_install, reconcile_session, sweep_sessions
+from .reconcile import close_sessions, deliver_webhooks, reconcile_install, reconcile_session, sweep_sessions
+from .webhooks import has_pending
 from .settings import Settings
 
 SETTINGS = Settings.from_env()  # read once; the timers' intervals are fixed when this module loads
@@ -40,6 +42,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
     memo.kube = Kube(api_client(SETTINGS.kubeconfig))
+    memo.http = urllib3.PoolManager()  # webhook deliveries; the handlers are synchronous, so is this client
 
 
 def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
@@ -67,6 +70,22 @@ def install_drift(body, patch, memo, **_) -> None:
 @kopf.timer(*INSTALL, interval=SETTINGS.session_sweep_seconds)
 def session_sweep(body, memo, **_) -> None:
     sweep_sessions(memo.kube, body, now())
+
+
+@kopf.index(*SESSION)
+def webhook_backlog(body, **_) -> dict | None:
+    """Sessions with webhook deliveries still to make, by (namespace, install): the delivery timer reads this
+    instead of listing every session of the install."""
+    if has_pending(body.get("status") or {}):
+        return {(body["metadata"]["namespace"], body["spec"].get("install")): body["metadata"]["name"]}
+    return None
+
+
+@kopf.timer(*INSTALL, interval=SETTINGS.webhook_interval_seconds)
+def webhook_deliveries(body, memo, webhook_backlog: kopf.Index, **_) -> None:
+    names = set(webhook_backlog.get((body["metadata"]["namespace"], body["metadata"]["name"]), []))
+    if names:
+        deliver_webhooks(memo.kube, memo.http, body, sorted(names), SETTINGS, now())
 
 
 @kopf.on.delete(*INSTALL)

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -151,3 +152,7 @@ class Kube:
 
     def install_sessions(self, namespace: str, install: str) -> list[dict]:
         return self.list(f"{GROUP}/{VERSION}", "TmkSession", namespace, f"{LABEL_INSTALL}={install}")
+
+    def session_event(self, session: dict, reason: str, message: str) -> None:
+        """A Normal Event on the session (`kubectl describe tmks`): kopf posts it in the background."""
+        kopf.event(session, type="Normal", reason=reason, message=message)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets as random_source
+from collections.abc import Iterable
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from tmk_common.constants import INSTALL_KIND, LABEL_INSTALL, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
 from tmk_common.session_store import ANNOTATION_ROOM
 
-from . import conditions
+from . import conditions, webhooks
 from .kube import Kube
 from .render import InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, validate_spec
 from .secret_values import generate_secret_values
@@ -98,21 +102,36 @@ def number_session(kube: Kube, body: dict) -> None:
     kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], meta["name"], patch)
 
 
-def session_defaults(kube: Kube, namespace: str, install_name: str) -> tuple[int, int] | None:
-    """(default duration, retention) of the session's install, or None when there is no such install."""
+def session_install(kube: Kube, namespace: str, install_name: str) -> InstallSpec | None:
+    """The spec of the session's install, or None when there is no such install."""
     install = kube.get(SESSION_API_VERSION, INSTALL_KIND, namespace, install_name)
-    if install is None:
-        return None
-    spec = InstallSpec.model_validate(install["spec"])
-    return spec.sessions.default_duration_seconds, spec.sessions.retention_seconds
+    return None if install is None else InstallSpec.model_validate(install["spec"])
+
+
+LIFECYCLE_EVENTS = {
+    webhooks.CREATED: ("Created", "The session is numbered and open."),
+    webhooks.CLOSED: ("Closed", "The session was closed; its links stop working."),
+    webhooks.EXPIRED: ("Expired", "The session's window ended; its links stop working."),
+}
+
+
+def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, install: InstallSpec | None) -> dict:
+    """Posts an Event for each lifecycle change in `changes` and, when the install has webhooks, records their
+    deliveries in the same status patch, so that a change is never written without its webhook."""
+    found = webhooks.transitions(session, current, {**current, **changes})
+    for transition in found:
+        kube.session_event(session, *LIFECYCLE_EVENTS[transition.type])
+    if found and install is not None and install.webhooks:
+        changes["webhooks"] = webhooks.new_deliveries(found)
+    return changes
 
 
 def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
     """Returns the status fields to write (empty when the status is already right)."""
     meta, spec = body["metadata"], body["spec"]
     current = body.get("status") or {}
-    defaults = session_defaults(kube, meta["namespace"], spec["install"])
-    if defaults is None:
+    install = session_install(kube, meta["namespace"], spec["install"])
+    if install is None:
         message = (f"spec.install: there is no TmkInstall {spec['install']!r} in namespace {meta['namespace']}; "
                    "name an existing one")
         ready = (conditions.READY, "False", conditions.INSTALL_NOT_FOUND, message)
@@ -121,10 +140,10 @@ def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
         return {}  # the metadata change brings the session back here, numbered
     else:
         ready = (conditions.READY, "True", conditions.ACCEPTED, "")
-    desired = desired_status(body, defaults[0], now) if defaults else {}
+    desired = desired_status(body, install.sessions.default_duration_seconds, now) if install else {}
     desired["conditions"] = conditions.set_condition(
         current.get("conditions") or [], *ready, meta.get("generation"), now)
-    return status_changes(current, desired)
+    return record_lifecycle(kube, body, current, status_changes(current, desired), install)
 
 
 def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
@@ -135,10 +154,14 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
         if not is_numbered(session):
             continue
         status = session.get("status") or {}
-        if due_for_removal(status, spec.sessions.retention_seconds, now):
+        # A session waits for its webhooks to be delivered (or given up) before it goes.
+        if due_for_removal(status, spec.sessions.retention_seconds, now) and not (
+                spec.webhooks and webhooks.has_pending(status)):
+            kube.session_event(session, "Removed", "The retention period after the session's end is over.")
             kube.sessions(meta["namespace"], meta["name"]).delete(session["metadata"]["name"])
             continue
-        changes = status_changes(status, desired_status(session, spec.sessions.default_duration_seconds, now))
+        desired = desired_status(session, spec.sessions.default_duration_seconds, now)
+        changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
         if changes:
             kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], session["metadata"]["name"],
                              {"status": changes}, subresource="status")
@@ -153,3 +176,33 @@ def close_sessions(kube: Kube, install: dict) -> int:
                              {"spec": {"closed": True}})
             closed += 1
     return closed
+
+
+def deliver_webhooks(kube: Kube, http: urllib3.PoolManager, install: dict, session_names: Iterable[str],
+                     settings: Settings, now: dt.datetime) -> None:
+    """Sends the due webhook deliveries of the named sessions and records each outcome on its session."""
+    spec, namespace = InstallSpec.model_validate(install["spec"]), install["metadata"]["namespace"]
+    if spec.webhooks is None:
+        return
+    ref = spec.webhooks.secret_ref
+    secret = (kube.secret_data(namespace, ref.name) or {}).get(ref.key)
+    for name in session_names:
+        # Read afresh: the backlog index may not show an outcome recorded a moment ago.
+        session = kube.get(SESSION_API_VERSION, "TmkSession", namespace, name)
+        for key, entry in webhooks.due((session or {}).get("status") or {}, now):
+            # Unsigned deliveries are never sent; a missing secret counts as a failed attempt, so that it shows
+            # in the session's status and the deliveries are given up in the end (the session may then go).
+            error = f"no key {ref.key!r} in Secret {ref.name!r}"
+            if secret:
+                error = webhooks.send(http, spec.webhooks.url, secret, key, webhooks.payload(key, entry, session),
+                                      int(now.timestamp()), settings.webhook_timeout_seconds)
+            result = webhooks.outcome(entry, error, now, settings.webhook_retry_base_seconds,
+                                      settings.webhook_max_attempts)
+            if error:
+                log.warning("webhook %s %s of session %s/%s: %s", entry["type"], key, namespace, name, error)
+            try:
+                kube.merge_patch(SESSION_API_VERSION, "TmkSession", namespace, name,
+                                 {"status": {"webhooks": {key: result}}}, subresource="status")
+            except ApiException as gone:
+                if gone.status != 404:
+                    raise

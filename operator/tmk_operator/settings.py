@@ -17,6 +17,11 @@ class Settings:
     drift_seconds: float = 30.0
     # How often sessions are checked for the end of their window and for the end of their retention.
     session_sweep_seconds: float = 10.0
+    # Webhooks: how often due deliveries are sent, the first retry delay (it doubles), attempts before giving up.
+    webhook_interval_seconds: float = 5.0
+    webhook_retry_base_seconds: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_timeout_seconds: float = 10.0
     log_json: bool = False
     kubeconfig: str | None = None
 
@@ -29,6 +34,11 @@ class Settings:
             site_image=env.get("TMK_SITE_IMAGE", defaults.site_image),
             drift_seconds=float(env.get("TMK_DRIFT_SECONDS", defaults.drift_seconds)),
             session_sweep_seconds=float(env.get("TMK_SESSION_SWEEP_SECONDS", defaults.session_sweep_seconds)),
+            webhook_interval_seconds=float(env.get("TMK_WEBHOOK_INTERVAL_SECONDS", defaults.webhook_interval_seconds)),
+            webhook_retry_base_seconds=float(
+                env.get("TMK_WEBHOOK_RETRY_BASE_SECONDS", defaults.webhook_retry_base_seconds)),
+            webhook_max_attempts=int(env.get("TMK_WEBHOOK_MAX_ATTEMPTS", defaults.webhook_max_attempts)),
+            webhook_timeout_seconds=float(env.get("TMK_WEBHOOK_TIMEOUT_SECONDS", defaults.webhook_timeout_seconds)),
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
             kubeconfig=env.get("TMK_KUBECONFIG") or env.get("KUBECONFIG") or None,
         )

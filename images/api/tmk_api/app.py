@@ -24,11 +24,13 @@ from tmk_common.session import (
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
 from tmk_common.tokens import mint_token, token_claims
 
+from . import audit
 from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
 from .schemas import (
     CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
 )
 from .settings import Settings
+from .sms import SmsService
 
 log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
@@ -41,7 +43,11 @@ def utc_now() -> dt.datetime:
 
 
 def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) -> FastAPI:
+    sms = SmsService(settings.sms, settings.jwt_app_secret, settings.default_language, store,
+                     link_of=lambda obj, role: getattr(view(obj, with_links=True), f"{role.value}_link"),
+                     status_of=lambda obj: view(obj, with_links=False).status)
     app = FastAPI(
+        lifespan=lambda _app: sms.running(),
         title="TMK session API",
         version="1",
         description="Create telemedicine consultations and hand the doctor and the patient their links. "
@@ -57,6 +63,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     app.add_middleware(Metrics, requests=requests_total, latency=latency)
     app.add_middleware(Cors)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(audit.Audit)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
@@ -82,14 +89,16 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     async def kubernetes_unreachable(_request: Request, _error: Exception):
         return unavailable()
 
-    async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+    async def authorized(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
         """Returns the id of the caller's API key (what an audit line names), or `keyless`."""
         if settings.keyless:
+            setattr(request.state, audit.CALLER, "keyless")
             return "keyless"
         scheme, _, presented = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and presented:
             for key_id, key in settings.api_keys.current().items():
                 if hmac.compare_digest(presented.encode(), key.encode()):
+                    setattr(request.state, audit.CALLER, key_id)
                     return key_id
         raise ApiError(401, "Unauthorized", "Send an API key: `Authorization: Bearer <key>`.",
                        headers={"WWW-Authenticate": "Bearer"})
@@ -128,7 +137,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
               response_model_exclude_none=True, tags=["sessions"], summary="Create a consultation")
     def create_session(
-        body: CreateSessionRequest, caller: Caller,
+        body: CreateSessionRequest, caller: Caller, request: Request,
         idempotency_key: Annotated[str | None, Header(
             max_length=255, description="Retrying with the same key returns the same session.")] = None,
     ) -> Envelope[Session]:
@@ -155,8 +164,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
             # A concurrent retry with the same key won the race; answer with its session.
             created = same_request(store.find_by_idempotency_key(idempotency_key), request_hash)
         sessions_created.inc()
-        log.info("session created", extra={"session_id": created["metadata"]["labels"][LABEL_SESSION_ID],
-                                           "api_key": caller})
+        setattr(request.state, audit.SESSION_ID, created["metadata"]["labels"][LABEL_SESSION_ID])
         return Envelope(result=view(created, with_links=True))
 
     def same_request(obj: dict | None, request_hash: str) -> dict:
@@ -221,6 +229,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         if obj is None or not hmac.compare_digest(obj["metadata"]["annotations"].get(ANNOTATION_ROOM, ""), room):
             raise ApiError(404, "SessionNotFound", f"There is no session {session_id} with this room.")
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
+
+    app.include_router(sms.routes(find, authorized))
 
     @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
     async def healthz() -> str:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .sms import SmsGateway
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -22,6 +24,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     log_json: bool = False
+    default_language: str = "ru"  # of SMS texts when the caller names none
+    sms: SmsGateway | None = None  # the install's spec.sms; None turns SMS invites off
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -44,6 +48,8 @@ class Settings:
             host=env.get("TMK_API_HOST", "0.0.0.0"),
             port=int(env.get("TMK_API_PORT", "8080")),
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
+            default_language=env.get("TMK_DEFAULT_LANGUAGE", "ru"),
+            sms=SmsGateway.from_env(env),
         )
 
 

@@ -1,5 +1,7 @@
 """The TMK session API (with its ServiceAccount and Role) and the TMK site."""
 
+import json
+
 from tmk_common import constants as c
 from tmk_common.install import InstallSpec
 
@@ -24,6 +26,8 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         env("TMK_KEYLESS", "true" if spec.api.keyless else "false"),
         env("TMK_DEFAULT_DURATION_SECONDS", spec.sessions.default_duration_seconds),
         env("TMK_RETENTION_SECONDS", spec.sessions.retention_seconds),
+        env("TMK_DEFAULT_LANGUAGE", spec.site.default_language),
+        *sms_env(spec),
     ]
     volumes, mounts = scratch_volumes({"tmp": "/tmp"})
     # Mounted, not env: keys added to the Secret reach running pods without a restart.
@@ -46,6 +50,25 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         deployment(install, "api", pod, replicas=spec.api.replicas),
         service(install, "api", [service_port("http", c.API_PORT)]),
     ]
+
+
+def sms_env(spec: InstallSpec) -> list[dict]:
+    """The SMS gateway for the API; its credential comes from the Secret, never through the spec."""
+    sms = spec.sms
+    if sms is None:
+        return []
+    env_list = [
+        env("TMK_SMS_URL", sms.url),
+        env("TMK_SMS_METHOD", sms.method),
+        env("TMK_SMS_CONTENT_TYPE", sms.content_type),
+        env("TMK_SMS_BODY_TEMPLATE", sms.body_template),
+        env("TMK_SMS_HEADERS", json.dumps(sms.headers or {}, sort_keys=True)),
+        env("TMK_SMS_RATE_PER_HOUR", sms.rate_per_number_per_hour),
+    ]
+    if sms.credentials_secret_ref:
+        ref = sms.credentials_secret_ref
+        env_list.append(env_secret("TMK_SMS_CREDENTIAL", ref.name, ref.key))
+    return env_list
 
 
 def api_role(install: InstallRef) -> dict:

@@ -1,0 +1,143 @@
+"""Signed webhooks to the hospital system: which lifecycle changes become events, how they are signed, when a
+failed delivery is tried again, and the one function that sends.
+
+Deliveries are recorded in the session's `status.webhooks` before anything is sent, in the same status patch that
+records the transition, so an operator restart loses none. It is a map keyed by delivery id, not a list: the
+transition writer and the delivery loop both write it with merge patches, and a merge patch replaces a list whole
+(one writer would undo the other) but merges a map key by key. A new entry holds only `type` and `occurredAt`, so
+writing it twice (the update handler and the sweep may both see a change) never resets an outcome.
+
+Ids are derived from the session's uid and the change, so whoever records a change records the same id; the id
+is the `Tmk-Webhook-Id` header of every attempt, which lets a receiver drop a repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+
+import urllib3
+
+from tmk_common.constants import LABEL_SESSION_ID
+from tmk_common.session import SessionStatus, format_time, parse_time
+
+log = logging.getLogger("tmk.operator.webhooks")
+
+CREATED, CLOSED, EXPIRED = "session.created", "session.closed", "session.expired"
+# The session's state each event reports.
+EVENT_STATUS = {CREATED: SessionStatus.OPEN.value, CLOSED: SessionStatus.CLOSED.value,
+                EXPIRED: SessionStatus.EXPIRED.value}
+MAX_RETRY_DELAY_SECONDS = 3600.0
+# Only the status code and the kind of failure are kept: an answer body may echo anything.
+ERROR_MAX_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One lifecycle change of a session: the event type, its delivery id and when it happened."""
+
+    type: str
+    id: str
+    occurred_at: str
+
+
+def delivery_id(uid: str, event_type: str, mark: str) -> str:
+    return hashlib.sha256(f"{uid}/{event_type}/{mark}".encode()).hexdigest()[:32]
+
+
+def transitions(session: dict, before: dict, after: dict) -> list[Transition]:
+    """The events a status change produces. `before` is the status as read, `after` the status to be written.
+
+    A closing is told apart from a later one (a session may be reopened and closed again) by the generation
+    of the spec that closed it; an expiry by the end of the window that expired."""
+    meta = session["metadata"]
+    was, now = before.get("status"), after.get("status")
+    if now is None or now == was:
+        return []
+    found = []
+    if was is None:
+        found.append(Transition(CREATED, delivery_id(meta["uid"], CREATED, ""), meta["creationTimestamp"]))
+    if now == SessionStatus.CLOSED.value:
+        mark = str(meta.get("generation"))
+        found.append(Transition(CLOSED, delivery_id(meta["uid"], CLOSED, mark), after["endedAt"]))
+    elif now == SessionStatus.EXPIRED.value:
+        found.append(Transition(EXPIRED, delivery_id(meta["uid"], EXPIRED, after["expiresAt"]), after["endedAt"]))
+    return found
+
+
+def new_deliveries(found: list[Transition]) -> dict:
+    """The `status.webhooks` entries that record deliveries still to make."""
+    return {item.id: {"type": item.type, "occurredAt": item.occurred_at} for item in found}
+
+
+def is_pending(entry: dict) -> bool:
+    """Neither delivered nor given up (giving up clears `nextAttemptAt` and keeps `lastError`)."""
+    return not entry.get("deliveredAt") and not (entry.get("attempts") and entry.get("nextAttemptAt") is None)
+
+
+def has_pending(status: dict) -> bool:
+    return any(is_pending(entry) for entry in (status.get("webhooks") or {}).values())
+
+
+def due(status: dict, now: dt.datetime) -> list[tuple[str, dict]]:
+    """Pending deliveries whose time has come, oldest event first."""
+    ready = [(key, entry) for key, entry in (status.get("webhooks") or {}).items()
+             if is_pending(entry) and (entry.get("nextAttemptAt") is None or parse_time(entry["nextAttemptAt"]) <= now)]
+    return sorted(ready, key=lambda item: (item[1]["occurredAt"], item[0]))
+
+
+def retry_delay(attempts: int, base_seconds: float) -> float:
+    """Seconds to wait after the `attempts`-th failure: base, 2×base, 4×base, … at most an hour."""
+    return min(base_seconds * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS)
+
+
+def outcome(entry: dict, error: str | None, now: dt.datetime, base_seconds: float, max_attempts: int) -> dict:
+    """The entry's fields after one attempt: delivered, to be tried again, or given up after `max_attempts`."""
+    attempts = (entry.get("attempts") or 0) + 1
+    if error is None:
+        return {"attempts": attempts, "deliveredAt": format_time(now), "nextAttemptAt": None, "lastError": None}
+    retry_at = None
+    if attempts < max_attempts:
+        retry_at = format_time(now + dt.timedelta(seconds=retry_delay(attempts, base_seconds)))
+    return {"attempts": attempts, "nextAttemptAt": retry_at, "lastError": error[:ERROR_MAX_LENGTH]}
+
+
+def payload(key: str, entry: dict, session: dict) -> bytes:
+    """The JSON body: ids, the state and the caller's own metadata; never a name or a token."""
+    body = {
+        "id": key,
+        "type": entry["type"],
+        "occurredAt": entry["occurredAt"],
+        "session": {
+            "sessionId": int(session["metadata"]["labels"][LABEL_SESSION_ID]),
+            "status": EVENT_STATUS[entry["type"]],
+            "callerMetadata": session["spec"].get("callerMetadata") or {},
+        },
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """`v1=` and the hex HMAC-SHA256 of `<timestamp>.<body>`: the receiver recomputes it with the shared secret,
+    and the timestamp in it lets the receiver refuse old replays."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"v1={digest}"
+
+
+def send(http: urllib3.PoolManager, url: str, secret: str, key: str, body: bytes, timestamp: int,
+         timeout_seconds: float) -> str | None:
+    """POSTs one delivery. Returns None when the receiver took it (2xx), else what went wrong, without secrets."""
+    headers = {"Content-Type": "application/json", "Tmk-Webhook-Id": key,
+               "Tmk-Webhook-Timestamp": str(timestamp), "Tmk-Webhook-Signature": signature(secret, timestamp, body)}
+    try:
+        response = http.request("POST", url, body=body, headers=headers, retries=False, redirect=False,
+                                timeout=urllib3.Timeout(total=timeout_seconds))
+    except urllib3.exceptions.HTTPError as error:
+        return f"receiver unreachable: {type(error).__name__}"
+    if 200 <= response.status < 300:
+        return None
+    return f"receiver answered {response.status}"

@@ -1,0 +1,271 @@
+"""SMS invites through a stand-in gateway: the text, retries, failures, the rate limit, idempotency, restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jinja2
+import jwt
+import pytest
+
+from tests.stand_ins import StandIn
+from tmk_api.settings import Settings
+from tmk_api.sms import (
+    ANNOTATION_SMS, SmsGateway, gateway_request, mask_phone, retry_delay, seal, unseal,
+)
+from tmk_common.install import InstallSpec
+from tmk_operator.render import InstallRef, RenderContext, render_install
+
+from .conftest import API_KEY, JWT_SECRET
+from .test_create import CREATE
+from .test_lifecycle import SESSIONS
+
+DOCTOR, PATIENT = "Petrov Sergei Ivanovich", "Ivanova Anna Petrovna"
+PHONE = "+79161234567"
+CREDENTIAL = "gateway-credential-0123456789"
+BODY_TEMPLATE = '{"to": {{ phone|tojson }}, "message": {{ text|tojson }}, "apiKey": {{ credential|tojson }}}'
+
+
+@pytest.fixture
+def gateway():
+    with StandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def start_api(make_api, gateway):
+    """Starts the API (its lifespan runs the SMS worker) with the stand-in gateway; stops it at the end."""
+    started = []
+
+    def start(**gateway_options):
+        options = dict(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE, credential=CREDENTIAL,
+                       headers={"Authorization": "Bearer {{ credential }}"}, retry_base_seconds=0.05)
+        options.update(gateway_options)
+        client = make_api(sms=SmsGateway(**options))
+        client.headers["Authorization"] = f"Bearer {API_KEY}"
+        started.append(client.__enter__())
+        return client
+
+    yield start
+    for client in started:
+        client.__exit__(None, None, None)
+
+
+def create_session(api) -> int:
+    answer = api.post(CREATE, json={"doctorFullName": DOCTOR, "patientFullName": PATIENT})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]["sessionId"]
+
+
+def messages(api, session_id: int) -> list[dict]:
+    answer = api.get(f"{SESSIONS}/{session_id}/sms")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]["items"]
+
+
+def settled(api, session_id: int, timeout: float = 10.0) -> dict:
+    """The session's one message once it is SENT or FAILED."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (message,) = messages(api, session_id)
+        if message["state"] != "QUEUED":
+            return message
+        time.sleep(0.05)
+    raise AssertionError(f"still QUEUED after {timeout}s: {message}")
+
+
+def test_the_patients_link_reaches_the_gateway_in_the_chosen_language(start_api, gateway):
+    api = start_api()
+    session_id = create_session(api)
+    answer = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient", "language": "en"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["result"]["phone"] == "+*******4567"
+    (request,) = gateway.wait_for(1)
+    assert request.method == "POST" and request.path == "/send"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Authorization"] == f"Bearer {CREDENTIAL}"
+    sent = request.json()
+    assert sent["to"] == PHONE and sent["apiKey"] == CREDENTIAL
+    prefix = f"Your video consultation link: https://tmk.example.com/session/{session_id}?room="
+    assert sent["message"].startswith(prefix)
+    token = sent["message"].rpartition("&jwt=")[2]
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="tmk")
+    assert claims["context"]["user"]["id"] == f"patient-{session_id}"
+    for name in (DOCTOR, PATIENT, "Ivanova", "Petrov"):
+        assert name not in sent["message"]
+    assert settled(api, session_id)["state"] == "SENT"
+
+
+def test_without_a_language_the_installs_default_is_used(start_api, gateway):
+    api = start_api()
+    session_id = create_session(api)
+    api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "doctor"})
+    (request,) = gateway.wait_for(1)
+    text = request.json()["message"]
+    assert text.startswith("Ссылка на вашу видеоконсультацию: https://tmk.example.com/")
+    assert "jwt=" in text
+    assert messages(api, session_id)[0]["language"] == "ru"
+
+
+def test_a_gateway_failing_twice_is_retried_until_sent(start_api, gateway):
+    api = start_api()
+    gateway.fail_next(503, 503)
+    session_id = create_session(api)
+    api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    message = settled(api, session_id)
+    assert message["state"] == "SENT" and message["attempts"] == 3
+    assert [request.answered for request in gateway.received] == [503, 503, 200]
+    assert message["sentAt"]
+
+
+def test_a_refusal_fails_at_once_and_says_why_without_secrets(start_api, gateway):
+    api = start_api()
+    gateway.fail_next(400)
+    session_id = create_session(api)
+    api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    message = settled(api, session_id)
+    assert message["state"] == "FAILED" and message["attempts"] == 1
+    assert message["lastError"] == "gateway answered 400"
+    time.sleep(0.3)  # longer than any retry delay: no second request comes
+    assert len(gateway.received) == 1
+
+
+def test_an_unreachable_gateway_ends_failed_after_the_last_attempt(start_api, gateway):
+    api = start_api(url="http://127.0.0.1:9/send")  # the discard port: nothing listens
+    session_id = create_session(api)
+    api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    message = settled(api, session_id)
+    assert message["state"] == "FAILED" and message["attempts"] == 5
+    assert message["lastError"].startswith("gateway unreachable: ")
+
+
+def test_the_same_request_twice_sends_once(start_api, gateway):
+    api = start_api()
+    session_id = create_session(api)
+    first = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    second = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    assert first.json()["result"]["messageId"] == second.json()["result"]["messageId"]
+    keyed = [api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "doctor"},
+                      headers={"Idempotency-Key": "resend-1"}) for _ in range(2)]
+    assert keyed[0].json()["result"]["messageId"] == keyed[1].json()["result"]["messageId"]
+    reused = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": "+79160000000", "role": "doctor"},
+                      headers={"Idempotency-Key": "resend-1"})
+    assert reused.status_code == 422 and reused.json()["error"]["code"] == "IdempotencyKeyReused"
+    gateway.wait_for(2)
+    time.sleep(0.3)
+    assert len(gateway.received) == 2
+    assert len(messages(api, session_id)) == 2
+
+
+def test_a_number_gets_at_most_the_hourly_rate(start_api, gateway):
+    api = start_api(rate_per_hour=2)
+    session_id = create_session(api)
+    answers = [api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"},
+                        headers={"Idempotency-Key": f"attempt-{n}"}) for n in range(3)]
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert answers[2].json()["error"]["code"] == "TooManyMessages"
+    assert 0 < int(answers[2].headers["Retry-After"]) <= 3600
+    other = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": "+79160000000", "role": "patient"})
+    assert other.status_code == 202
+
+
+@pytest.mark.parametrize("phone", ["89161234567", "+0916123456", "+7916", "+7916123456789012", "+7 916 123-45-67"])
+def test_a_bad_number_is_refused_naming_the_field(start_api, phone):
+    api = start_api()
+    session_id = create_session(api)
+    answer = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": phone, "role": "patient"})
+    assert answer.status_code == 422
+    (field,) = answer.json()["error"]["fields"]
+    assert field["field"] == "phone" and "E.164" in field["message"]
+
+
+def test_unknown_and_ended_sessions_get_clear_errors(start_api, make_api):
+    api = start_api()
+    unknown = api.post(f"{SESSIONS}/999999/sms", json={"phone": PHONE, "role": "patient"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "SessionNotFound"
+    assert api.get(f"{SESSIONS}/999999/sms").status_code == 404
+    session_id = create_session(api)
+    api.post(f"{SESSIONS}/{session_id}/close")
+    closed = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
+    assert closed.status_code == 409 and closed.json()["error"]["code"] == "SessionNotOpen"
+    assert "CLOSED" in closed.json()["error"]["message"]
+    without_gateway = make_api()
+    without_gateway.headers["Authorization"] = f"Bearer {API_KEY}"
+    other = create_session(without_gateway)
+    refused = without_gateway.post(f"{SESSIONS}/{other}/sms", json={"phone": PHONE, "role": "patient"})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "SmsNotConfigured"
+
+
+def test_a_queued_message_is_sent_by_the_next_api_start(make_api, start_api, gateway, cluster, namespace):
+    stopped = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
+    stopped.headers["Authorization"] = f"Bearer {API_KEY}"  # never started: no worker runs in it
+    session_id = create_session(stopped)
+    assert stopped.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"}).status_code == 202
+    stored = cluster.custom.list_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmksessions")["items"]
+    kept = stored[0]["metadata"]["annotations"][ANNOTATION_SMS]
+    assert json.loads(kept)[0]["state"] == "QUEUED" and PHONE not in kept and PHONE[1:] not in kept
+    assert gateway.received == []
+    api = start_api()
+    gateway.wait_for(1)
+    assert gateway.received[0].json()["to"] == PHONE
+    assert settled(api, session_id)["state"] == "SENT"
+    stored = cluster.custom.list_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmksessions")["items"]
+    (record,) = json.loads(stored[0]["metadata"]["annotations"][ANNOTATION_SMS])
+    assert "sealedPhone" not in record and record["phone"] == "+*******4567"
+
+
+def test_the_installs_gateway_reaches_the_api_as_rendered_by_the_operator():
+    spec = InstallSpec.model_validate({
+        "domains": {"site": "tmk.example.org", "api": "api.example.org", "jitsi": "meet.example.org"},
+        "tls": {"secretName": "tmk-tls"}, "site": {"defaultLanguage": "en"},
+        "sms": {"url": "https://sms.example.org/send", "bodyTemplate": BODY_TEMPLATE,
+                "headers": {"Authorization": "Bearer {{ credential }}"},
+                "credentialsSecretRef": {"name": "sms-gateway", "key": "token"}}})
+    context = RenderContext(api_image="api", site_image="site", jitsi_secret_name="demo-jitsi",
+                            api_keys_secret_name="demo-api-keys")
+    api = next(obj for obj in render_install(InstallRef("demo", "tmk", "uid"), spec, context)
+               if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "demo-api")
+    env_list = api["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "TMK_SMS_CREDENTIAL",
+            "valueFrom": {"secretKeyRef": {"name": "sms-gateway", "key": "token"}}} in env_list
+    env = {item["name"]: item["value"] for item in env_list if "value" in item}
+    settings = Settings.from_env({**env, "TMK_JWT_APP_SECRET": JWT_SECRET, "TMK_SMS_CREDENTIAL": CREDENTIAL})
+    assert settings.default_language == "en"
+    assert settings.sms == SmsGateway(url="https://sms.example.org/send", body_template=BODY_TEMPLATE,
+                                      headers={"Authorization": "Bearer {{ credential }}"}, credential=CREDENTIAL)
+    assert CREDENTIAL not in repr(settings)
+
+
+# --- the pure rules -----------------------------------------------------------------------------------------------
+def test_a_sealed_number_opens_only_with_the_same_secret():
+    sealed = seal("secret-a", PHONE)
+    assert PHONE not in sealed and sealed != seal("secret-a", PHONE)  # a fresh nonce each time
+    assert unseal("secret-a", sealed) == PHONE
+    assert unseal("secret-b", sealed) is None
+
+
+def test_masking_keeps_only_the_last_four_digits():
+    assert mask_phone("+79161234567") == "+*******4567"
+    assert mask_phone("+12025550123") == "+*******0123"
+
+
+def test_retry_delays_double_up_to_a_cap():
+    assert [retry_delay(n, 5) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert retry_delay(30, 5) == 600
+
+
+def test_a_get_gateway_gets_the_rendered_query_string():
+    gateway = SmsGateway(url="https://sms.example.org/send?json=1", method="GET", credential="k&1",
+                         body_template="api_id={{ credential|urlencode }}&to={{ phone|urlencode }}"
+                                       "&msg={{ text|urlencode }}")
+    request = gateway_request(gateway, PHONE, "a b")
+    assert request.method == "GET" and request.body is None
+    assert request.url == "https://sms.example.org/send?json=1&api_id=k%261&to=%2B79161234567&msg=a%20b"
+
+
+def test_templates_render_in_a_sandbox():
+    escape = "{{ text.__class__.__mro__[1].__subclasses__() }}"
+    gateway = SmsGateway(url="https://sms.example.org", body_template=escape)
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        gateway_request(gateway, PHONE, "text")
