@@ -15,7 +15,7 @@ import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import GROUP, INSTALL_PLURAL, LABEL_INSTALL, SESSION_PLURAL, VERSION
+from tmk_common.constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, SESSION_KIND, SESSION_PLURAL
 from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
@@ -47,8 +47,8 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("policy/v1", "PodDisruptionBudget"): Resource("poddisruptionbudgets"),
     ("rbac.authorization.k8s.io/v1", "Role"): Resource("roles"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource("rolebindings"),
-    (f"{GROUP}/{VERSION}", "TmkInstall"): Resource(INSTALL_PLURAL, verbs=("get", "patch")),
-    (f"{GROUP}/{VERSION}", "TmkSession"): Resource(SESSION_PLURAL, verbs=("get", "list", "patch", "delete")),
+    (API_VERSION, INSTALL_KIND): Resource(INSTALL_PLURAL, verbs=("get", "patch")),
+    (API_VERSION, SESSION_KIND): Resource(SESSION_PLURAL, verbs=("get", "list", "patch", "delete")),
 }
 
 
@@ -150,8 +150,17 @@ class Kube:
     def sessions(self, namespace: str, install: str) -> SessionStore:
         return SessionStore(self.api, namespace, install)
 
+    def install(self, namespace: str, name: str) -> dict | None:
+        return self.get(API_VERSION, INSTALL_KIND, namespace, name)
+
+    def session(self, namespace: str, name: str) -> dict | None:
+        return self.get(API_VERSION, SESSION_KIND, namespace, name)
+
     def install_sessions(self, namespace: str, install: str) -> list[dict]:
-        return self.list(f"{GROUP}/{VERSION}", "TmkSession", namespace, f"{LABEL_INSTALL}={install}")
+        return self.list(API_VERSION, SESSION_KIND, namespace, f"{LABEL_INSTALL}={install}")
+
+    def patch_session(self, namespace: str, name: str, patch: dict, subresource: str = "") -> dict:
+        return self.merge_patch(API_VERSION, SESSION_KIND, namespace, name, patch, subresource)
 
     def session_event(self, session: dict, reason: str, message: str) -> None:
         """A Normal Event on the session (`kubectl describe tmks`): kopf posts it in the background."""

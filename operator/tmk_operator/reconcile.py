@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import INSTALL_KIND, LABEL_INSTALL, LABEL_SESSION_ID
+from tmk_common.constants import LABEL_INSTALL, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
 from tmk_common.session_store import ANNOTATION_ROOM
 
@@ -26,7 +26,6 @@ from .sessions import desired_status, due_for_removal, is_numbered, status_chang
 from .settings import Settings
 
 log = logging.getLogger("tmk.operator")
-SESSION_API_VERSION = "tmk.io/v1alpha1"
 
 
 def install_ref(body: dict) -> InstallRef:
@@ -99,12 +98,12 @@ def number_session(kube: Kube, body: dict) -> None:
     patch = {"metadata": {
         "labels": {LABEL_INSTALL: spec["install"], LABEL_SESSION_ID: str(store.reserve_ids(1))},
         "annotations": {ANNOTATION_ROOM: random_source.token_hex(16)}}}
-    kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], meta["name"], patch)
+    kube.patch_session(meta["namespace"], meta["name"], patch)
 
 
 def session_install(kube: Kube, namespace: str, install_name: str) -> InstallSpec | None:
     """The spec of the session's install, or None when there is no such install."""
-    install = kube.get(SESSION_API_VERSION, INSTALL_KIND, namespace, install_name)
+    install = kube.install(namespace, install_name)
     return None if install is None else InstallSpec.model_validate(install["spec"])
 
 
@@ -163,8 +162,7 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
         desired = desired_status(session, spec.sessions.default_duration_seconds, now)
         changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
         if changes:
-            kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], session["metadata"]["name"],
-                             {"status": changes}, subresource="status")
+            kube.patch_session(meta["namespace"], session["metadata"]["name"], {"status": changes}, "status")
 
 
 def close_sessions(kube: Kube, install: dict) -> int:
@@ -172,8 +170,7 @@ def close_sessions(kube: Kube, install: dict) -> int:
     meta, closed = install["metadata"], 0
     for session in kube.install_sessions(meta["namespace"], meta["name"]):
         if not session["spec"].get("closed"):
-            kube.merge_patch(SESSION_API_VERSION, "TmkSession", meta["namespace"], session["metadata"]["name"],
-                             {"spec": {"closed": True}})
+            kube.patch_session(meta["namespace"], session["metadata"]["name"], {"spec": {"closed": True}})
             closed += 1
     return closed
 
@@ -188,7 +185,7 @@ def deliver_webhooks(kube: Kube, http: urllib3.PoolManager, install: dict, sessi
     secret = (kube.secret_data(namespace, ref.name) or {}).get(ref.key)
     for name in session_names:
         # Read afresh: the backlog index may not show an outcome recorded a moment ago.
-        session = kube.get(SESSION_API_VERSION, "TmkSession", namespace, name)
+        session = kube.session(namespace, name)
         for key, entry in webhooks.due((session or {}).get("status") or {}, now):
             # Unsigned deliveries are never sent; a missing secret counts as a failed attempt, so that it shows
             # in the session's status and the deliveries are given up in the end (the session may then go).
@@ -201,8 +198,7 @@ def deliver_webhooks(kube: Kube, http: urllib3.PoolManager, install: dict, sessi
             if error:
                 log.warning("webhook %s %s of session %s/%s: %s", entry["type"], key, namespace, name, error)
             try:
-                kube.merge_patch(SESSION_API_VERSION, "TmkSession", namespace, name,
-                                 {"status": {"webhooks": {key: result}}}, subresource="status")
+                kube.patch_session(namespace, name, {"status": {"webhooks": {key: result}}}, "status")
             except ApiException as gone:
                 if gone.status != 404:
                     raise
