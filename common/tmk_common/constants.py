@@ -42,3 +42,11 @@ SITE_PORT = 4000
 
 # The ConfigMap `<install>-session-ids` holds the API's counter for the integer `sessionId`.
 SESSION_IDS_CONFIGMAP_SUFFIX = "session-ids"
+
+# A Jibri unit's state, on its Pod, as its last webhook report said (the API writes them; the operator and
+# `kubectl get pods -L tmk.io/jibri-status` read them). Values are lower-case: idle|busy|expired, healthy|unhealthy.
+LABEL_JIBRI_STATUS = f"{GROUP}/jibri-status"
+LABEL_JIBRI_HEALTH = f"{GROUP}/jibri-health"
+# Set by the operator on a unit it has chosen to remove: it goes as soon as it is not recording.
+LABEL_JIBRI_DRAINING = f"{GROUP}/jibri-draining"
+ANNOTATION_JIBRI_REPORTED_AT = f"{GROUP}/jibri-reported-at"

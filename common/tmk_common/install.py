@@ -207,7 +207,10 @@ class JibriStatus(Model):
     wanted: int | None = None
     busy: int | None = None
     idle: int | None = None
+    starting: int | None = None
     unhealthy: int | None = None
+    draining: int | None = None
+    last_scale_time: str | None = None
 
 
 class JvbStatus(Model):

@@ -81,14 +81,13 @@ def set_condition(conditions: list[dict], type: str, status: str, reason: str, m
 
 
 def workload_state(child: dict) -> tuple[bool, str]:
-    """(ready, why not) for a Deployment or StatefulSet, from the status its controller wrote."""
+    """(ready, why not) for a Deployment, from the status its controller wrote."""
     kind, name = child["kind"], child["metadata"]["name"]
     wanted = child.get("spec", {}).get("replicas", 1)
     status = child.get("status") or {}
     if status.get("observedGeneration", 0) < child["metadata"].get("generation", 1):
         return False, f"{kind} {name}: change not yet picked up by its controller"
-    field = "availableReplicas" if kind == "Deployment" else "readyReplicas"
-    have = status.get(field, 0)
+    have = status.get("availableReplicas", 0)
     if have < wanted:
         return False, f"{kind} {name}: {have}/{wanted} ready"
     return True, ""
@@ -99,7 +98,7 @@ def claim_state(child: dict) -> tuple[bool, str]:
     return phase == "Bound", f"PersistentVolumeClaim {child['metadata']['name']}: {phase}"
 
 
-STATE_OF_KIND = {"Deployment": workload_state, "StatefulSet": workload_state, "PersistentVolumeClaim": claim_state}
+STATE_OF_KIND = {"Deployment": workload_state, "PersistentVolumeClaim": claim_state}
 
 
 def component_conditions(children: list[dict], spec: InstallSpec | None = None,
@@ -109,7 +108,7 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
     With the spec, recording conditions are reported while their children are still missing; with the media
     nodes, a node whose videobridge is missing makes JvbReady false.
     """
-    expected = {*ALWAYS_EXPECTED, *((JIBRI_READY, RECORDINGS_READY) if spec and spec.jibri.enabled else ())}
+    expected = {*ALWAYS_EXPECTED, *((RECORDINGS_READY,) if spec and spec.jibri.enabled else ())}
     problems: dict[str, list[str]] = {}
     kinds: dict[str, str] = {}
     for child in children:
@@ -141,6 +140,16 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
             reason = BOUND if kinds[condition_type] == "PersistentVolumeClaim" else AVAILABLE
             out.append(Condition(condition_type, "True", reason, ""))
     return out
+
+
+def units_condition(jibri: dict) -> Condition:
+    """JibriReady from the pool's status: true when as many units report in (idle or recording) as are wanted."""
+    wanted, reporting = jibri["wanted"], jibri["idle"] + jibri["busy"]
+    if reporting >= wanted:
+        return Condition(JIBRI_READY, "True", AVAILABLE, "")
+    return Condition(JIBRI_READY, "False", PROGRESSING,
+                     f"{reporting}/{wanted} units report in; {jibri['starting']} starting, "
+                     f"{jibri['unhealthy']} expired or unhealthy")
 
 
 def spec_condition(problems: list) -> Condition:

@@ -16,7 +16,8 @@ from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 
 from .kube import Kube
-from .reconcile import close_sessions, deliver_webhooks, reconcile_install, reconcile_session, sweep_sessions
+from .reconcile import (close_sessions, deliver_webhooks, reconcile_install, reconcile_pool, reconcile_session,
+                        sweep_sessions)
 from .webhooks import has_pending
 from .settings import Settings
 
@@ -65,6 +66,12 @@ def install_changed(body, patch, memo, **_) -> None:
 @kopf.timer(*INSTALL, interval=SETTINGS.drift_seconds, initial_delay=SETTINGS.drift_seconds)
 def install_drift(body, patch, memo, **_) -> None:
     write_status(patch, dict(body.get("status") or {}), reconcile_install(memo.kube, SETTINGS, body, now()))
+
+
+@kopf.timer(*INSTALL, interval=SETTINGS.units_interval_seconds)
+def jibri_units(body, patch, memo, **_) -> None:
+    """Answers the units' reports quickly; the rest of the install is checked at the slower drift interval."""
+    write_status(patch, dict(body.get("status") or {}), reconcile_pool(memo.kube, SETTINGS, body, now()))
 
 
 @kopf.timer(*INSTALL, interval=SETTINGS.session_sweep_seconds)

@@ -15,7 +15,8 @@ import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, SESSION_KIND, SESSION_PLURAL
+from tmk_common.constants import (API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_COMPONENT, LABEL_INSTALL, SESSION_KIND,
+                                  SESSION_PLURAL)
 from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
@@ -41,7 +42,8 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "PersistentVolumeClaim"): Resource("persistentvolumeclaims"),
     ("v1", "Node"): Resource("nodes", namespaced=False, verbs=("get", "list")),
     ("apps/v1", "Deployment"): Resource("deployments"),
-    ("apps/v1", "StatefulSet"): Resource("statefulsets"),
+    # Jibri units: the operator makes and removes them one by one (units.py decides which).
+    ("v1", "Pod"): Resource("pods", verbs=("get", "list", "create", "patch", "delete")),
     ("networking.k8s.io/v1", "Ingress"): Resource("ingresses"),
     ("networking.k8s.io/v1", "NetworkPolicy"): Resource("networkpolicies"),
     ("policy/v1", "PodDisruptionBudget"): Resource("poddisruptionbudgets"),
@@ -132,6 +134,14 @@ class Kube:
                 raise
             return self.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
 
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        """Deletes the object; one already gone is no error."""
+        try:
+            self.request("DELETE", path_of(api_version, kind, namespace, name))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict,
                     subresource: str = "") -> dict:
         path = path_of(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
@@ -146,6 +156,21 @@ class Kube:
 
     def nodes(self, label_selector: str) -> list[dict]:
         return self.list("v1", "Node", None, label_selector)
+
+    def units(self, namespace: str, install: str) -> list[dict]:
+        """The install's Jibri unit pods."""
+        return self.list("v1", "Pod", namespace, f"{LABEL_INSTALL}={install},{LABEL_COMPONENT}=jibri")
+
+    def label_unit(self, namespace: str, name: str, labels: dict[str, str | None]) -> None:
+        try:
+            self.merge_patch("v1", "Pod", namespace, name, {"metadata": {"labels": labels}})
+        except ApiException as error:
+            if error.status != 404:  # a unit that went meanwhile needs no label
+                raise
+
+    def scale_units(self, namespace: str, install: str, units: int) -> None:
+        """What the autoscaler decides, written where `kubectl scale` writes it."""
+        self.merge_patch(API_VERSION, INSTALL_KIND, namespace, install, {"spec": {"jibri": {"units": units}}})
 
     def sessions(self, namespace: str, install: str) -> SessionStore:
         return SessionStore(self.api, namespace, install)

@@ -14,13 +14,15 @@ from collections.abc import Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import LABEL_INSTALL, LABEL_SESSION_ID
+from tmk_common.constants import LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
 from tmk_common.session_store import ANNOTATION_ROOM
 
-from . import conditions, webhooks
+from . import conditions, units, webhooks
 from .kube import Kube
-from .render import InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, validate_spec
+from .render import (InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, render_jibri_template,
+                     render_jibri_unit, validate_spec)
+from .render.media import template_hash
 from .secret_values import generate_secret_values
 from .sessions import desired_status, due_for_removal, is_numbered, status_changes
 from .settings import Settings
@@ -60,6 +62,14 @@ def ensure_issued_secrets(kube: Kube, ref: InstallRef, spec: InstallSpec) -> Non
             kube.create_once(secret)
 
 
+def render_context(settings: Settings, ref: InstallRef, spec: InstallSpec,
+                   nodes: tuple[MediaNode, ...] = ()) -> RenderContext:
+    return RenderContext(
+        api_image=settings.api_image, site_image=settings.site_image,
+        jitsi_secret_name=spec.secrets.existing_secret_name or f"{ref.name}-jitsi",
+        api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes)
+
+
 def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
     """Returns the status the install should show. Writes to children only where they differ."""
     ref, generation = install_ref(body), body["metadata"].get("generation")
@@ -73,22 +83,63 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     spec = checked
     ensure_issued_secrets(kube, ref, spec)
     nodes = media_nodes(kube, spec)
-    context = RenderContext(
-        api_image=settings.api_image, site_image=settings.site_image,
-        jitsi_secret_name=spec.secrets.existing_secret_name or f"{ref.name}-jitsi",
-        api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes)
+    context = render_context(settings, ref, spec, nodes)
     children = [kube.apply(manifest)[0] for manifest in render_install(ref, spec, context)]
+    jibri = reconcile_units(kube, ref, spec, context, (body.get("status") or {}).get("jibri") or {}, now)
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes)
+    if spec.jibri.enabled:
+        found.append(conditions.units_condition(jibri))
     return {
         "observedGeneration": generation,
         "conditions": conditions.apply(current, found, generation, now),
         "urls": {"site": f"https://{spec.domains.site}", "api": f"https://{spec.domains.api}",
                  "jitsi": f"https://{spec.domains.jitsi}"},
-        "jibri": {"units": spec.jibri.units if spec.jibri.enabled else 0,
-                  "selector": f"{LABEL_INSTALL}={ref.name},tmk.io/component=jibri"},
+        "jibri": jibri,
         "jvb": {"addresses": [node.address for node in nodes]},
     }
+
+
+def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext, jibri_status: dict,
+                    now: dt.datetime) -> dict:
+    """Brings the Jibri units to the number wanted (the autoscaler's, when it is on) and returns `status.jibri`.
+
+    Units are pods the operator names itself: it alone picks which unit goes, and never one that is recording."""
+    template = render_jibri_template(ref, spec, context)
+    pool = [units.unit_of(pod, template_hash(template)) for pod in kube.units(ref.namespace, ref.name)]
+    wanted, last_scale = spec.jibri.units if spec.jibri.enabled else 0, units.last_scale_time(jibri_status)
+    auto = spec.jibri.autoscaling
+    if spec.jibri.enabled and auto and auto.enabled:
+        target = units.autoscaled_units(auto, wanted, pool, last_scale, now)
+        if target != wanted:
+            log.info("autoscaling %s/%s Jibri units %d -> %d", ref.namespace, ref.name, wanted, target)
+            kube.scale_units(ref.namespace, ref.name, target)
+            wanted, last_scale = target, now
+    plan = units.plan_units(ref.name, wanted, pool)
+    for name in plan.create:
+        kube.create_once(render_jibri_unit(template, name))
+    for name in plan.drain:
+        kube.label_unit(ref.namespace, name, {LABEL_JIBRI_DRAINING: "true"})
+    for name in plan.undrain:
+        kube.label_unit(ref.namespace, name, {LABEL_JIBRI_DRAINING: None})
+    for name in plan.remove:
+        kube.delete("v1", "Pod", ref.namespace, name)
+    if plan != units.Plan():
+        log.info("Jibri units of %s/%s: %s", ref.namespace, ref.name, plan)
+    selector = f"{LABEL_INSTALL}={ref.name},{LABEL_COMPONENT}=jibri"
+    return units.pool_status(selector, wanted, pool, plan, last_scale)
+
+
+def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
+    """The units alone, for the frequent pool timer: returns the status to write (empty for an invalid spec,
+    which the install's own reconcile reports)."""
+    checked = validate_spec(body.get("spec") or {})
+    if not isinstance(checked, InstallSpec):
+        return {}
+    ref = install_ref(body)
+    jibri = reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
+                            (body.get("status") or {}).get("jibri") or {}, now)
+    return {"jibri": jibri}
 
 
 def number_session(kube: Kube, body: dict) -> None:

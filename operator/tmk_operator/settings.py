@@ -17,6 +17,9 @@ class Settings:
     drift_seconds: float = 30.0
     # How often sessions are checked for the end of their window and for the end of their retention.
     session_sweep_seconds: float = 10.0
+    # How often each install's Jibri units are compared with their reports: the delay from a unit's report
+    # (busy, idle, expired) to the pool's answer (a new unit, a removal) is at most this.
+    units_interval_seconds: float = 2.0
     # Webhooks: how often due deliveries are sent, the first retry delay (it doubles), attempts before giving up.
     webhook_interval_seconds: float = 5.0
     webhook_retry_base_seconds: float = 10.0
@@ -34,6 +37,7 @@ class Settings:
             site_image=env.get("TMK_SITE_IMAGE", defaults.site_image),
             drift_seconds=float(env.get("TMK_DRIFT_SECONDS", defaults.drift_seconds)),
             session_sweep_seconds=float(env.get("TMK_SESSION_SWEEP_SECONDS", defaults.session_sweep_seconds)),
+            units_interval_seconds=float(env.get("TMK_UNITS_INTERVAL_SECONDS", defaults.units_interval_seconds)),
             webhook_interval_seconds=float(env.get("TMK_WEBHOOK_INTERVAL_SECONDS", defaults.webhook_interval_seconds)),
             webhook_retry_base_seconds=float(
                 env.get("TMK_WEBHOOK_RETRY_BASE_SECONDS", defaults.webhook_retry_base_seconds)),

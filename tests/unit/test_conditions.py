@@ -91,19 +91,22 @@ def test_missing_children_and_media_nodes():
     assert "JibriReady" not in conditions and "RecordingsReady" not in conditions
 
 
-def test_recorders_and_their_claim():
+def test_the_recordings_claim_is_ready_once_bound():
     children = healthy_stack() + [
-        child("StatefulSet", "jibri", "demo-jibri", replicas=2, status={"observedGeneration": 1, "readyReplicas": 1}),
-        child("PersistentVolumeClaim", "recordings", "demo-recordings", status={"phase": "Pending"}),
-    ]
+        child("PersistentVolumeClaim", "recordings", "demo-recordings", status={"phase": "Pending"})]
     conditions = by_type(cond.component_conditions(children))
-    assert conditions["JibriReady"].status == "False" and "1/2" in conditions["JibriReady"].message
     assert (conditions["RecordingsReady"].status, conditions["RecordingsReady"].reason) == ("False", "Pending")
     children[-1]["status"] = {"phase": "Bound"}
-    children[-2]["status"]["readyReplicas"] = 2
     conditions = by_type(cond.component_conditions(children))
     assert conditions["RecordingsReady"] == cond.Condition("RecordingsReady", "True", "Bound", "")
-    assert conditions["JibriReady"].status == "True"
+
+
+def test_recorders_are_ready_when_as_many_units_report_in_as_are_wanted():
+    pool = {"wanted": 3, "units": 4, "busy": 1, "idle": 1, "starting": 1, "unhealthy": 1, "draining": 0}
+    waiting = cond.units_condition(pool)
+    assert (waiting.status, waiting.reason) == ("False", "Progressing")
+    assert waiting.message == "2/3 units report in; 1 starting, 1 expired or unhealthy"
+    assert cond.units_condition({**pool, "idle": 2}) == cond.Condition("JibriReady", "True", "Available", "")
 
 
 def test_an_invalid_spec_says_so_in_ready():
@@ -119,12 +122,12 @@ def test_reasons_are_single_camel_case_words():
     assert produced <= set(cond.REASONS)
 
 
-def test_with_the_spec_missing_recorders_are_reported_and_the_label_named():
+def test_with_the_spec_a_missing_recordings_claim_is_reported_and_the_label_named():
     spec = InstallSpec.model_validate({
         "domains": {"site": "tmk.example.org", "api": "api.example.org", "jitsi": "meet.example.org"},
         "tls": {"secretName": "tmk-tls"}, "jibri": {"enabled": True}, "jvb": {"mediaNodeLabel": "media"}})
     conditions = by_type(cond.component_conditions([], spec))
-    assert conditions["JibriReady"].reason == "Missing" and conditions["RecordingsReady"].reason == "Missing"
+    assert conditions["RecordingsReady"].reason == "Missing"
     assert conditions["JvbReady"].message == "no node carries the label media"
 
 

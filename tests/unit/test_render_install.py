@@ -9,7 +9,7 @@ import yaml
 
 from tmk_common import constants as c
 from tmk_operator.render import (InstallRef, MediaNode, RenderContext, jitsi_secret_name, render_install,
-                                 validate_spec)
+                                 render_jibri_template, render_jibri_unit, validate_spec)
 from tmk_operator.render.jitsi import JITSI_ENV
 from tmk_operator.secret_values import generate_secret_values
 
@@ -37,6 +37,7 @@ VARIANTS = {
 
 
 def render(spec_dict: dict, nodes=(NODE_A,)) -> list[dict]:
+    """The install's children and, with recording on, its first recorder unit (which the operator makes itself)."""
     spec = validate_spec(spec_dict)
     assert not isinstance(spec, list), spec
     ctx = RenderContext(
@@ -44,7 +45,8 @@ def render(spec_dict: dict, nodes=(NODE_A,)) -> list[dict]:
         jitsi_secret_name=spec.secrets.existing_secret_name or jitsi_secret_name(INSTALL),
         api_keys_secret_name="demo-api-keys", media_nodes=tuple(nodes),
     )
-    return render_install(INSTALL, spec, ctx)
+    units = [render_jibri_unit(render_jibri_template(INSTALL, spec, ctx), "demo-jibri-0")] if spec.jibri.enabled else []
+    return render_install(INSTALL, spec, ctx) + units
 
 
 def find(manifests: list[dict], kind: str, name: str) -> dict:
@@ -53,7 +55,7 @@ def find(manifests: list[dict], kind: str, name: str) -> dict:
 
 
 def pod_of(workload: dict) -> dict:
-    return workload["spec"]["template"]["spec"]
+    return workload["spec"] if workload["kind"] == "Pod" else workload["spec"]["template"]["spec"]
 
 
 def env_of(workload: dict, container: str | None = None) -> dict:
@@ -63,7 +65,7 @@ def env_of(workload: dict, container: str | None = None) -> dict:
 
 
 def workloads(manifests):
-    return [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
+    return [m for m in manifests if m["kind"] in ("Deployment", "Pod")]
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -187,7 +189,7 @@ def test_existing_secret_is_referenced_instead_of_the_issued_one():
     manifests = render(VARIANTS["existing-secret"][0])
     refs = {value["secretKeyRef"]["name"] for w in workloads(manifests) for value in env_of_all(w).values()
             if isinstance(value, dict) and "secretKeyRef" in value}
-    assert refs == {"hospital-jitsi"}
+    assert refs == {"hospital-jitsi", "demo-jibri-webhook"}
 
 
 @pytest.mark.parametrize("name, path, port", [
@@ -256,29 +258,39 @@ def test_advertised_addresses_from_the_spec_win_and_roll_the_pod():
 
 # --- recording ---
 
-def test_jibri_pool_and_recordings_claim():
+def test_recorder_units_and_recordings_claim():
     manifests = render(VARIANTS["jibri-on"][0])
-    jibri = find(manifests, "StatefulSet", "demo-jibri")
-    assert jibri["spec"]["replicas"] == 3
-    assert find(manifests, "Service", "demo-jibri")["spec"]["clusterIP"] == "None"
-    pod = pod_of(jibri)
+    unit = find(manifests, "Pod", "demo-jibri-0")
+    pod = pod_of(unit)
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "2Gi"}
     assert volumes[mounts["/storage/recordings"]]["persistentVolumeClaim"] == {"claimName": "demo-recordings"}
-    env = env_of(jibri)
+    env = env_of(unit)
     assert env["JIBRI_RECORDING_DIR"] == "/storage/recordings"
-    assert env["JIBRI_WEBHOOK_SUBSCRIBERS"] == "http://demo-api.clinic.svc:8080/internal/jibri"
+    # The report URL holds the webhook token, so the pod only names the Secret that has it.
+    assert env["JIBRI_WEBHOOK_SUBSCRIBERS"] == {"secretKeyRef": {"name": "demo-jibri-webhook", "key": "subscribers"}}
     assert env["JIBRI_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["XMPP_HIDDEN_DOMAIN"] == "hidden.meet.jitsi"
     claim = find(manifests, "PersistentVolumeClaim", "demo-recordings")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    budget = find(manifests, "PodDisruptionBudget", "demo-jibri-recording")
+    assert budget["spec"] == {"maxUnavailable": 0, "selector": {"matchLabels": {
+        "tmk.io/install": "demo", "tmk.io/component": "jibri", "tmk.io/jibri-status": "busy"}}}
+
+
+def test_a_unit_carries_the_hash_of_its_template_and_a_changed_spec_changes_it():
+    def unit_hash(spec_dict):
+        return find(render(spec_dict), "Pod", "demo-jibri-0")["metadata"]["annotations"]["tmk.io/template-hash"]
+    on = {**MINIMAL, "jibri": {"enabled": True, "units": 3}}
+    assert unit_hash(on) == unit_hash({**on, "jibri": {"enabled": True, "units": 5}})
+    assert unit_hash(on) != unit_hash({**on, "jitsi": {"tag": "stable-9999"}})
 
 
 def test_no_recorders_when_jibri_is_off():
     kinds = {(m["kind"], m["metadata"]["name"]) for m in render(MINIMAL)}
-    assert ("StatefulSet", "demo-jibri") not in kinds
+    assert not any(kind == "Pod" or "jibri" in name for kind, name in kinds)
     assert ("PersistentVolumeClaim", "demo-recordings") not in kinds
 
 
@@ -310,7 +322,7 @@ def test_api_deployment_env_and_keys():
     assert env_of(find(render(MINIMAL), "Deployment", "demo-api"))["TMK_KEYLESS"] == "false"
 
 
-def test_api_may_touch_sessions_its_counter_and_events_only():
+def test_api_may_touch_sessions_its_counter_events_and_unit_labels_only():
     rules = find(render(MINIMAL), "Role", "demo-api")["rules"]
     granted = {(group, resource, verb, tuple(rule.get("resourceNames", ())))
                for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
@@ -318,7 +330,8 @@ def test_api_may_touch_sessions_its_counter_and_events_only():
     assert ("tmk.io", "tmksessions", "delete", ()) in granted
     assert ("", "configmaps", "update", ("demo-session-ids",)) in granted
     assert ("", "configmaps", "update", ()) not in granted
-    assert {resource for _, resource, _, _ in granted} == {"tmksessions", "configmaps", "events"}
+    assert {resource for _, resource, _, _ in granted} == {"tmksessions", "configmaps", "events", "pods"}
+    assert {verb for _, resource, verb, _ in granted if resource == "pods"} == {"get", "patch"}
     binding = find(render(MINIMAL), "RoleBinding", "demo-api")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo-api", "namespace": "clinic"}]
 
@@ -338,7 +351,7 @@ def test_site_deployment_env():
 
 def test_component_resources_and_scheduling_come_from_the_spec():
     manifests = render(VARIANTS["full"][0], (NODE_A,))
-    jibri = pod_of(find(manifests, "StatefulSet", "demo-jibri"))
+    jibri = pod_of(find(manifests, "Pod", "demo-jibri-0"))
     assert jibri["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"},
                                                     "limits": {"memory": "4Gi"}}
     jvb = pod_of(find(manifests, "Deployment", "demo-jvb-node-a"))

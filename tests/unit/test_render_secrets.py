@@ -18,7 +18,7 @@ def decoded(secret: dict) -> dict[str, str]:
 
 def test_generated_values_are_long_random_and_distinct():
     first, second = generate_secret_values(), generate_secret_values()
-    assert set(first) == {*JITSI_SECRET_KEYS, "API_KEY"}
+    assert set(first) == {*JITSI_SECRET_KEYS, "API_KEY", "JIBRI_WEBHOOK_TOKEN"}
     assert all(len(value) >= 32 for value in first.values())
     assert len(set(first.values())) == len(first)
     assert not set(first.values()) & set(second.values())
@@ -26,7 +26,7 @@ def test_generated_values_are_long_random_and_distinct():
 
 def test_issued_secrets_hold_the_values():
     values = generate_secret_values()
-    jitsi, api_keys = render_issued_secrets(INSTALL, values)
+    jitsi, api_keys, webhook = render_issued_secrets(INSTALL, values)
     assert jitsi["metadata"]["name"] == "demo-jitsi"
     assert decoded(jitsi) == {key: values[key] for key in JITSI_SECRET_KEYS}
     # Immutable: a rotated password would lock every running Jitsi component out.
@@ -34,7 +34,12 @@ def test_issued_secrets_hold_the_values():
     assert api_keys["metadata"]["name"] == "demo-api-keys"
     assert decoded(api_keys) == {"default": values["API_KEY"]}
     assert "immutable" not in api_keys
-    for secret in (jitsi, api_keys):
+    # The units report to the API with the token in the URL; the API checks the same token.
+    assert webhook["metadata"]["name"] == "demo-jibri-webhook" and webhook["immutable"] is True
+    token = values["JIBRI_WEBHOOK_TOKEN"]
+    assert decoded(webhook) == {"token": token,
+                                "subscribers": f"http://demo-api.clinic.svc:8080/internal/jibri/{token}"}
+    for secret in (jitsi, api_keys, webhook):
         assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
         kubernetes_validate.validate(secret, "1.31", strict=True)
 

@@ -23,8 +23,9 @@ from tmk_common.session import (
 )
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
 from tmk_common.tokens import mint_token, token_claims
+from tmk_common.unit_store import UnitStore
 
-from . import audit
+from . import audit, units
 from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
 from .schemas import (
     CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
@@ -231,6 +232,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     app.include_router(sms.routes(find, authorized))
+    app.include_router(units.routes(settings.jibri_webhook_token,
+                                    UnitStore(store.core.api_client, settings.namespace, settings.install), clock))
 
     @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
     async def healthz() -> str:

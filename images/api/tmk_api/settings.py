@@ -26,6 +26,7 @@ class Settings:
     log_json: bool = False
     default_language: str = "ru"  # of SMS texts when the caller names none
     sms: SmsGateway | None = None  # the install's spec.sms; None turns SMS invites off
+    jibri_webhook_token: str | None = field(default=None, repr=False)  # what recorder units' reports carry
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -50,6 +51,7 @@ class Settings:
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
             default_language=env.get("TMK_DEFAULT_LANGUAGE", "ru"),
             sms=SmsGateway.from_env(env),
+            jibri_webhook_token=env.get("TMK_JIBRI_WEBHOOK_TOKEN") or None,
         )
 
 

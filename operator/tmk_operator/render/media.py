@@ -1,12 +1,16 @@
-"""Media and recording: one videobridge per media node, the Jibri recorder pool and the recordings volume."""
+"""Media and recording: one videobridge per media node, the Jibri recorder units and the recordings volume."""
+
+import hashlib
+import json
 
 from tmk_common import constants as c
 from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, MediaNode, RenderContext, child_name, container, deployment, empty_dir, env,
-                   http_probe, metadata, pod_spec, scratch_volumes, selector_labels, service_host, tcp_port)
+                   env_secret, http_probe, metadata, pod_spec, scratch_volumes, selector_labels, tcp_port)
 from .jitsi import (JIBRI_BREWERY_MUC, JITSI_SCRATCH, JVB_BREWERY_MUC, S6_ON_KUBERNETES, jitsi_image,
                     jitsi_secret, public_url, xmpp_env, xmpp_server)
+from .secrets import JIBRI_WEBHOOK_SUBSCRIBERS, jibri_webhook_secret_name
 
 JVB_HEALTH_PORT = 8080
 # Changing this annotation on the pod template rolls the JVB pod, so a new public address takes effect.
@@ -14,6 +18,8 @@ ADVERTISE_ANNOTATION = f"{c.GROUP}/advertise-ips"
 RECORDINGS_DIR = "/storage/recordings"
 # Chrome inside Jibri needs a large /dev/shm (docker-jitsi-meet checks for 2 GiB at start).
 JIBRI_SHM_SIZE = "2Gi"
+# On each unit's Pod: the hash of the template it was made from. A unit of an older template is replaced.
+TEMPLATE_ANNOTATION = f"{c.GROUP}/template-hash"
 
 
 def jvb_name(install: InstallRef, node: MediaNode) -> str:
@@ -79,14 +85,9 @@ def render_recordings_claim(install: InstallRef, spec: InstallSpec) -> dict:
     return claim
 
 
-def jibri_webhook_url(install: InstallRef) -> str:
-    return f"http://{service_host(install, 'api')}:{c.API_PORT}/internal/jibri"
-
-
-def render_jibri(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> list[dict]:
-    """The recorder pool: a StatefulSet, so each unit has a stable name that its webhook reports carry."""
-    name = child_name(install, "jibri")
-    match = selector_labels(install, "jibri")
+def render_jibri_template(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> dict:
+    """The Pod every recorder unit is made from; the operator names each unit and decides how many there are
+    (see units.py), so that it alone chooses which unit goes and never one that is recording."""
     env_list = [
         env(S6_ON_KUBERNETES, True),
         env("XMPP_SERVER", xmpp_server(install)),
@@ -99,38 +100,46 @@ def render_jibri(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> 
         # The pod name is the unit's id in the brewery and in its webhook reports.
         {"name": "JIBRI_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         env("JIBRI_RECORDING_DIR", RECORDINGS_DIR),
-        env("JIBRI_WEBHOOK_SUBSCRIBERS", jibri_webhook_url(install)),
+        # Jibri's own HTTP API listens on 127.0.0.1 only, so a unit's state comes from what it pushes: the URL
+        # carries the install's webhook token, so it comes from the Secret, not the pod spec.
+        env_secret("JIBRI_WEBHOOK_SUBSCRIBERS", jibri_webhook_secret_name(install), JIBRI_WEBHOOK_SUBSCRIBERS),
     ]
     # /storage holds Jibri's logs; the shared recordings volume is mounted inside it.
     volumes, mounts = scratch_volumes({**JITSI_SCRATCH, "storage": "/storage"})
     volumes += [empty_dir("dshm", memory=True, size=JIBRI_SHM_SIZE),
                 {"name": "recordings", "persistentVolumeClaim": {"claimName": child_name(install, "recordings")}}]
     mounts += [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "recordings", "mountPath": RECORDINGS_DIR}]
-    # Jibri's own HTTP API listens on 127.0.0.1 only, so health is read from its webhook reports, not probed.
     main = container(spec, "jibri", name="jibri", image=jitsi_image(spec, "jibri"), env_list=env_list, ports=[],
                      mounts=mounts)
-    statefulset = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(install, "jibri", name),
-        "spec": {
-            "replicas": spec.jibri.units,
-            "serviceName": name,
-            # Units are interchangeable: start and stop them all at once.
-            "podManagementPolicy": "Parallel",
-            "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": match},
-            "template": {
-                "metadata": {"labels": metadata(install, "jibri", name)["labels"]},
-                # A recording in progress needs time to finish and upload when a unit is scaled away.
-                "spec": pod_spec(spec, "jibri", [main], volumes, terminationGracePeriodSeconds=300),
-            },
-        },
-    }
-    headless = {
+    meta = metadata(install, "jibri", "")
+    del meta["name"]
+    return {
         "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(install, "jibri", name),
-        "spec": {"clusterIP": "None", "selector": match},
+        "kind": "Pod",
+        "metadata": meta,
+        # A unit is only ever removed idle; the grace lets one stopped by other means (a node drain that ignores
+        # the budget) finish writing its file.
+        "spec": pod_spec(spec, "jibri", [main], volumes, terminationGracePeriodSeconds=300, restartPolicy="Always"),
     }
-    return [statefulset, headless]
+
+
+def template_hash(template: dict) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def render_jibri_unit(template: dict, name: str) -> dict:
+    """One unit: the template with its name, and the template's hash, which tells an outdated unit apart."""
+    meta = {**template["metadata"], "name": name,
+            "annotations": {**template["metadata"].get("annotations", {}), TEMPLATE_ANNOTATION: template_hash(template)}}
+    return {**template, "metadata": meta}
+
+
+def render_recording_budget(install: InstallRef) -> dict:
+    """Units that are recording cannot be evicted: `kubectl drain` waits for them and takes the idle ones."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(install, "jibri", child_name(install, "jibri-recording")),
+        "spec": {"maxUnavailable": 0,
+                 "selector": {"matchLabels": {**selector_labels(install, "jibri"), c.LABEL_JIBRI_STATUS: "busy"}}},
+    }

@@ -1,13 +1,18 @@
-"""The Secrets the operator issues once per install: the Jitsi values and the API keys."""
+"""The Secrets the operator issues once per install: the Jitsi values, the API keys and the Jibri webhook's
+token."""
 
 import base64
 
 from tmk_common import constants as c
 
-from .base import InstallRef, child_name, metadata
+from .base import InstallRef, child_name, metadata, service_host
 
-# Key of the first API key's value in the values the operator generates.
+# Keys, in the values the operator generates, of the first API key and of the Jibri webhook's token.
 API_KEY = "API_KEY"
+JIBRI_WEBHOOK_TOKEN = "JIBRI_WEBHOOK_TOKEN"
+# Keys of `<install>-jibri-webhook`: the token the API checks, and the URL the units report to, which holds it.
+JIBRI_WEBHOOK_TOKEN_KEY = "token"
+JIBRI_WEBHOOK_SUBSCRIBERS = "subscribers"
 
 
 def jitsi_secret_name(install: InstallRef) -> str:
@@ -16,6 +21,16 @@ def jitsi_secret_name(install: InstallRef) -> str:
 
 def api_keys_secret_name(install: InstallRef) -> str:
     return child_name(install, "api-keys")
+
+
+def jibri_webhook_secret_name(install: InstallRef) -> str:
+    return child_name(install, "jibri-webhook")
+
+
+def jibri_webhook_url(install: InstallRef, token: str) -> str:
+    """Where units report; Jibri adds `/v1/status`. The token in the path is the unit's proof: Jibri can
+    sign its reports only with an RSA key pair it would have to be given, and sends no other credential."""
+    return f"http://{service_host(install, 'api')}:{c.API_PORT}/internal/jibri/{token}"
 
 
 def secret(install: InstallRef, name: str, data: dict[str, str], *, immutable: bool) -> dict:
@@ -33,7 +48,8 @@ def secret(install: InstallRef, name: str, data: dict[str, str], *, immutable: b
 
 
 def render_issued_secrets(install: InstallRef, values: dict[str, str]) -> list[dict]:
-    """`<install>-jitsi` when `values` holds the five Jitsi keys, `<install>-api-keys` when it holds API_KEY.
+    """`<install>-jitsi` when `values` holds the five Jitsi keys, `<install>-api-keys` when it holds API_KEY,
+    `<install>-jibri-webhook` when it holds JIBRI_WEBHOOK_TOKEN.
 
     The Jitsi Secret is immutable: a changed password would lock every running component out of prosody.
     """
@@ -48,4 +64,9 @@ def render_issued_secrets(install: InstallRef, values: dict[str, str]) -> list[d
     if API_KEY in values:
         out.append(secret(install, api_keys_secret_name(install), {c.DEFAULT_API_KEY_ID: values[API_KEY]},
                           immutable=False))
+    if JIBRI_WEBHOOK_TOKEN in values:
+        token = values[JIBRI_WEBHOOK_TOKEN]
+        out.append(secret(install, jibri_webhook_secret_name(install),
+                          {JIBRI_WEBHOOK_TOKEN_KEY: token, JIBRI_WEBHOOK_SUBSCRIBERS: jibri_webhook_url(install, token)},
+                          immutable=True))
     return out

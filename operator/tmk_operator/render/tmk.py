@@ -7,6 +7,7 @@ from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, RenderContext, child_name, container, deployment, env, env_secret, http_probe,
                    metadata, pod_spec, scratch_volumes, service, service_host, service_port, tcp_port)
+from .secrets import JIBRI_WEBHOOK_TOKEN_KEY, jibri_webhook_secret_name
 
 
 def api_url(install: InstallRef) -> str:
@@ -28,6 +29,8 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         env("TMK_RETENTION_SECONDS", spec.sessions.retention_seconds),
         env("TMK_DEFAULT_LANGUAGE", spec.site.default_language),
         *sms_env(spec),
+        # Always: units that are draining after recording was switched off still report until they go.
+        env_secret("TMK_JIBRI_WEBHOOK_TOKEN", jibri_webhook_secret_name(install), JIBRI_WEBHOOK_TOKEN_KEY),
     ]
     volumes, mounts = scratch_volumes({"tmp": "/tmp"})
     # Mounted, not env: keys added to the Secret reach running pods without a restart.
@@ -72,7 +75,7 @@ def sms_env(spec: InstallSpec) -> list[dict]:
 
 
 def api_role(install: InstallRef) -> dict:
-    """Sessions of its namespace, its own id counter, events; nothing else."""
+    """Sessions of its namespace, its own id counter, events, and the recorder units' state labels."""
     counter = child_name(install, c.SESSION_IDS_CONFIGMAP_SUFFIX)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -85,6 +88,8 @@ def api_role(install: InstallRef) -> dict:
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "update"]},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+            # A unit's webhook report is written onto its Pod (RBAC cannot narrow this to the units' names).
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
         ],
     }
 

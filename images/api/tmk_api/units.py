@@ -1,0 +1,90 @@
+"""The endpoint Jibri units report to (`JIBRI_WEBHOOK_SUBSCRIBERS`): each report's busy status and health go onto
+the unit's Pod labels, from which the operator scales the pool and never removes a unit that is recording.
+
+Jibri POSTs `<subscriber>/v1/status` every minute and on each change. Its HTTP API listens on 127.0.0.1 only, so
+these reports are the only way to know a unit's state. The subscriber URL carries the install's webhook token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hmac
+import logging
+from typing import Annotated, Callable
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from tmk_common.constants import LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
+from tmk_common.session import format_time
+from tmk_common.unit_store import UnitStore
+
+from .http import ApiError
+
+log = logging.getLogger("tmk.api.units")
+POD_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class JibriModel(BaseModel):
+    # Jibri's own body: fields it may add later are ignored rather than refused.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class BusyStatus(str, enum.Enum):
+    IDLE = "IDLE"
+    BUSY = "BUSY"
+    EXPIRED = "EXPIRED"
+
+
+class HealthStatus(str, enum.Enum):
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+
+
+class JibriHealth(JibriModel):
+    health_status: HealthStatus
+
+
+class JibriStatus(JibriModel):
+    busy_status: BusyStatus
+    health: JibriHealth
+
+
+class JibriReport(JibriModel):
+    jibri_id: Annotated[str, Field(pattern=POD_NAME_PATTERN, max_length=253)]
+    status: JibriStatus
+
+
+class UnitState(JibriModel):
+    unit: str
+    busy_status: BusyStatus
+    health: HealthStatus
+
+
+def routes(token: str | None, units: UnitStore, clock: Callable[[], dt.datetime]) -> APIRouter:
+    router = APIRouter()
+
+    def authenticated(webhook_token: str) -> None:
+        # Checked before the body is read: an unauthenticated caller learns nothing about what a report holds.
+        if not token or not hmac.compare_digest(webhook_token.encode(), token.encode()):
+            raise ApiError(401, "Unauthorized", "Unknown unit webhook token.")
+
+    @router.post("/internal/jibri/{webhook_token}/v1/status", include_in_schema=False,
+                 dependencies=[Depends(authenticated)])
+    def unit_report(report: JibriReport) -> UnitState:
+        pod = units.get(report.jibri_id)
+        if pod is None:
+            raise ApiError(404, "UnitNotFound", f"{report.jibri_id} is not a recorder unit of this install.",
+                           field="jibriId")
+        busy, health = report.status.busy_status.value.lower(), report.status.health.health_status.value.lower()
+        labels = pod["metadata"].get("labels") or {}
+        # Only a change is written: a unit reports every minute, and most reports say the same as the last.
+        if (labels.get(LABEL_JIBRI_STATUS), labels.get(LABEL_JIBRI_HEALTH)) != (busy, health):
+            units.record(report.jibri_id, busy, health, format_time(clock()))
+            log.info("unit %s: %s, %s", report.jibri_id, busy, health)
+        return UnitState(unit=report.jibri_id, busy_status=report.status.busy_status,
+                         health=report.status.health.health_status)
+
+    return router
