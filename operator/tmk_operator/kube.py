@@ -168,9 +168,10 @@ class Kube:
             if error.status != 404:  # a unit that went meanwhile needs no label
                 raise
 
-    def scale_units(self, namespace: str, install: str, units: int) -> None:
-        """What the autoscaler decides, written where `kubectl scale` writes it."""
-        self.merge_patch(API_VERSION, INSTALL_KIND, namespace, install, {"spec": {"jibri": {"units": units}}})
+    def scale_units(self, namespace: str, install: str, units: int, annotations: dict[str, str]) -> None:
+        """What the autoscaler decides, written where `kubectl scale` writes it, with its own annotations."""
+        self.merge_patch(API_VERSION, INSTALL_KIND, namespace, install,
+                         {"metadata": {"annotations": annotations}, "spec": {"jibri": {"units": units}}})
 
     def sessions(self, namespace: str, install: str) -> SessionStore:
         return SessionStore(self.api, namespace, install)

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_common.constants import LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
+from tmk_common.session import format_time
 from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
@@ -85,7 +86,7 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     nodes = media_nodes(kube, spec)
     context = render_context(settings, ref, spec, nodes)
     children = [kube.apply(manifest)[0] for manifest in render_install(ref, spec, context)]
-    jibri = reconcile_units(kube, ref, spec, context, (body.get("status") or {}).get("jibri") or {}, now)
+    jibri = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes)
     if spec.jibri.enabled:
@@ -100,20 +101,20 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     }
 
 
-def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext, jibri_status: dict,
-                    now: dt.datetime) -> dict:
+def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext,
+                    last_scale: dt.datetime | None, now: dt.datetime) -> dict:
     """Brings the Jibri units to the number wanted (the autoscaler's, when it is on) and returns `status.jibri`.
 
     Units are pods the operator names itself: it alone picks which unit goes, and never one that is recording."""
     template = render_jibri_template(ref, spec, context)
     pool = [units.unit_of(pod, template_hash(template)) for pod in kube.units(ref.namespace, ref.name)]
-    wanted, last_scale = spec.jibri.units if spec.jibri.enabled else 0, units.last_scale_time(jibri_status)
+    wanted = spec.jibri.units if spec.jibri.enabled else 0
     auto = spec.jibri.autoscaling
     if spec.jibri.enabled and auto and auto.enabled:
         target = units.autoscaled_units(auto, wanted, pool, last_scale, now)
         if target != wanted:
             log.info("autoscaling %s/%s Jibri units %d -> %d", ref.namespace, ref.name, wanted, target)
-            kube.scale_units(ref.namespace, ref.name, target)
+            kube.scale_units(ref.namespace, ref.name, target, {units.SCALED_AT_ANNOTATION: format_time(now)})
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)
     for name in plan.create:
@@ -138,7 +139,7 @@ def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime)
         return {}
     ref = install_ref(body)
     jibri = reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
-                            (body.get("status") or {}).get("jibri") or {}, now)
+                            units.last_scale_time(body["metadata"]), now)
     return {"jibri": jibri}
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from tmk_common.constants import LABEL_JIBRI_DRAINING, LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
+from tmk_common.constants import GROUP, LABEL_JIBRI_DRAINING, LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
 from tmk_common.install import Autoscaling
 from tmk_common.session import format_time, parse_time
 
 from .render.media import TEMPLATE_ANNOTATION
 
 IDLE, BUSY, EXPIRED = "idle", "busy", "expired"
+SCALED_AT_ANNOTATION = f"{GROUP}/units-scaled-at"
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
 
 
@@ -138,6 +139,8 @@ def pool_status(install_selector: str, wanted: int, pool: list[Unit], plan: Plan
     return status
 
 
-def last_scale_time(jibri_status: dict) -> dt.datetime | None:
-    text = jibri_status.get("lastScaleTime")
+def last_scale_time(install_metadata: dict) -> dt.datetime | None:
+    """When the autoscaler last changed the units: an annotation written in the same patch as the units, so
+    that it can never disagree with them (a status written apart could be overtaken by an older one)."""
+    text = (install_metadata.get("annotations") or {}).get(SCALED_AT_ANNOTATION)
     return parse_time(text) if text else None

@@ -17,6 +17,7 @@ from tests.conftest import ROOT, load_yaml
 
 DRIFT_SECONDS = 2
 SWEEP_SECONDS = 1
+UNITS_SECONDS = 0.5
 
 
 def free_port() -> int:
@@ -46,7 +47,7 @@ class OperatorProcess:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TMK_DRIFT_SECONDS": str(DRIFT_SECONDS),
-               "TMK_SESSION_SWEEP_SECONDS": str(SWEEP_SECONDS),
+               "TMK_SESSION_SWEEP_SECONDS": str(SWEEP_SECONDS), "TMK_UNITS_INTERVAL_SECONDS": str(UNITS_SECONDS),
                "TMK_LIVENESS_URL": f"http://127.0.0.1:{free_port()}/healthz"}
         log = open(self.log_path, "a")
         self.process = subprocess.Popen([sys.executable, "-m", "tmk_operator"], env=env, stdout=log,

@@ -1,0 +1,106 @@
+"""The endpoint Jibri units report to: a report lands on the unit's Pod labels; anything else is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+TOKEN = "unit-token-0123456789abcdefghijklmnopqrstuv"
+REPORT_PATH = f"/internal/jibri/{TOKEN}/v1/status"
+
+
+def report(unit: str, busy: str = "BUSY", health: str = "HEALTHY") -> dict:
+    # Jibri's body: the health API's answer, with a details map it may fill.
+    return {"jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": health, "details": {}}}}
+
+
+def add_pod(cluster, namespace: str, name: str, install: str = "demo", component: str = "jibri") -> None:
+    cluster.core.create_namespaced_pod(namespace, {
+        "metadata": {"name": name, "labels": {"tmk.io/install": install, "tmk.io/component": component}},
+        "spec": {"containers": [{"name": "jibri", "image": "jibri"}]}})
+
+
+def labels_of(cluster, namespace: str, name: str) -> dict:
+    return cluster.core.read_namespaced_pod(name, namespace).metadata.labels
+
+
+@pytest.fixture
+def units_api(make_api):
+    return make_api(jibri_webhook_token=TOKEN)
+
+
+def test_a_report_is_written_onto_the_units_labels(cluster, namespace, units_api, clock):
+    add_pod(cluster, namespace, "demo-jibri-0")
+    answer = units_api.post(REPORT_PATH, json=report("demo-jibri-0"))
+    assert answer.status_code == 200
+    assert answer.json() == {"unit": "demo-jibri-0", "busyStatus": "BUSY", "health": "HEALTHY"}
+    labels = labels_of(cluster, namespace, "demo-jibri-0")
+    assert labels["tmk.io/jibri-status"] == "busy" and labels["tmk.io/jibri-health"] == "healthy"
+    pod = cluster.core.read_namespaced_pod("demo-jibri-0", namespace)
+    assert pod.metadata.annotations["tmk.io/jibri-reported-at"].startswith(clock().strftime("%Y-%m-%dT%H"))
+
+    units_api.post(REPORT_PATH, json=report("demo-jibri-0", "IDLE", "UNHEALTHY"))
+    labels = labels_of(cluster, namespace, "demo-jibri-0")
+    assert labels["tmk.io/jibri-status"] == "idle" and labels["tmk.io/jibri-health"] == "unhealthy"
+
+
+def test_a_repeated_report_writes_nothing(cluster, namespace, units_api):
+    add_pod(cluster, namespace, "demo-jibri-0")
+    cluster.handle.reset_counts()
+    units_api.post(REPORT_PATH, json=report("demo-jibri-0"))
+    assert cluster.handle.counts()[("patch", "pods")] == 1
+    for _ in range(3):
+        assert units_api.post(REPORT_PATH, json=report("demo-jibri-0")).status_code == 200
+    assert cluster.handle.counts()[("patch", "pods")] == 1
+
+
+@pytest.mark.parametrize("path", [
+    "/internal/jibri/wrong-token/v1/status",
+    f"/internal/jibri/{TOKEN[:-1]}/v1/status",
+    "/internal/jibri//v1/status",
+])
+def test_a_report_without_the_token_is_refused_and_changes_nothing(cluster, namespace, units_api, path):
+    add_pod(cluster, namespace, "demo-jibri-0")
+    answer = units_api.post(path, json=report("demo-jibri-0"))
+    assert answer.status_code in (401, 404)
+    assert answer.json()["error"]["code"] in ("Unauthorized", "NotFound")
+    assert "tmk.io/jibri-status" not in labels_of(cluster, namespace, "demo-jibri-0")
+
+
+def test_an_install_without_a_token_refuses_every_report(cluster, namespace, make_api):
+    add_pod(cluster, namespace, "demo-jibri-0")
+    answer = make_api().post(REPORT_PATH, json=report("demo-jibri-0"))
+    assert answer.status_code == 401
+
+
+def test_an_unauthenticated_caller_learns_nothing_from_a_bad_body(units_api):
+    assert units_api.post("/internal/jibri/wrong/v1/status", content=b"not json").status_code == 401
+
+
+@pytest.mark.parametrize("pod, install, component", [
+    ("demo-jibri-9", None, None), ("demo-web-1", "demo", "web"), ("other-jibri-0", "other", "jibri")],
+    ids=["no such pod", "not a unit", "another install's unit"])
+def test_only_this_installs_units_may_report(cluster, namespace, units_api, pod, install, component):
+    if install:
+        add_pod(cluster, namespace, pod, install, component)
+    answer = units_api.post(REPORT_PATH, json=report(pod))
+    assert answer.status_code == 404
+    assert answer.json()["error"]["fields"][0]["field"] == "jibriId"
+    if install:
+        assert "tmk.io/jibri-status" not in labels_of(cluster, namespace, pod)
+
+
+@pytest.mark.parametrize("body, field", [
+    (report("demo-jibri-0", busy="SLEEPING"), "status.busyStatus"),
+    (report("demo-jibri-0", health="FINE"), "status.health.healthStatus"),
+    (report("Not_A_Pod"), "jibriId"),
+    ({"jibriId": "demo-jibri-0"}, "status"),
+])
+def test_a_malformed_report_gets_a_4xx_naming_the_field(cluster, namespace, units_api, body, field):
+    add_pod(cluster, namespace, "demo-jibri-0")
+    answer = units_api.post(REPORT_PATH, json=body)
+    assert answer.status_code == 422
+    assert field in [item["field"] for item in answer.json()["error"]["fields"]]
+
+
+def test_the_token_is_not_in_the_published_api(units_api):
+    assert "/internal/jibri" not in str(units_api.get("/openapi.json").json()["paths"])

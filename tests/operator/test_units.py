@@ -1,0 +1,178 @@
+"""The Jibri unit pool, end to end: the running operator, units reporting through the API's webhook endpoint as
+Jibri would, and `kubectl scale`. The emulated API server runs no controllers: every unit decision is the
+operator's own."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import api_settings
+from tests.operator.conftest import eventually, example_install
+from tests.operator.test_install import add_media_node, apply, get_install
+from tmk_api.app import create_app
+from tmk_common.constants import GROUP, VERSION
+from tmk_common.session_store import SessionStore
+
+COOLDOWN_SECONDS = 6
+
+
+def units_api(cluster, namespace: str) -> tuple[TestClient, str]:
+    """The install's API as the units reach it, and the URL they report to (from the install's Secret)."""
+    secret = cluster.core.read_namespaced_secret("demo-jibri-webhook", namespace).data
+    token = base64.b64decode(secret["token"]).decode()
+    subscriber = base64.b64decode(secret["subscribers"]).decode()
+    settings = api_settings(namespace, jibri_webhook_token=token)
+    app = create_app(settings, SessionStore(cluster.api, namespace, "demo"))
+    return TestClient(app, raise_server_exceptions=False), subscriber.split(":8080", 1)[1] + "/v1/status"
+
+
+class Units:
+    def __init__(self, cluster, namespace: str):
+        self.cluster, self.namespace = cluster, namespace
+        self.api, self.path = units_api(cluster, namespace)
+
+    def names(self) -> list[str]:
+        pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector="tmk.io/component=jibri").items
+        return sorted(pod.metadata.name for pod in pods)
+
+    def report(self, unit: str, busy: str = "IDLE", health: str = "HEALTHY") -> None:
+        body = {"jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": health}}}
+        answer = self.api.post(self.path, json=body)
+        assert answer.status_code == 200, answer.text
+
+    def all_report(self, busy: str = "IDLE") -> list[str]:
+        names = self.names()
+        for name in names:
+            self.report(name, busy)
+        return names
+
+    def labels(self, unit: str) -> dict:
+        return self.cluster.core.read_namespaced_pod(unit, self.namespace).metadata.labels
+
+    def status(self) -> dict:
+        return get_install(self.cluster, self.namespace)["status"]["jibri"]
+
+    def wait_for(self, names: list[str], timeout: float = 20.0) -> None:
+        eventually(lambda: self.names() == names, timeout=timeout)
+
+
+def install(cluster, namespace: str, **jibri) -> Units:
+    add_media_node(cluster, namespace, f"{namespace}-media")
+    apply(cluster, example_install(namespace, jibri={"enabled": True, **jibri}))
+    eventually(lambda: cluster.core.read_namespaced_secret("demo-jibri-webhook", namespace))
+    return Units(cluster, namespace)
+
+
+def kubectl_scale(cluster, namespace: str, replicas: int) -> None:
+    subprocess.run(["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", namespace, "scale", "tmki/demo",
+                    f"--replicas={replicas}"], check=True, capture_output=True, timeout=30)
+
+
+def test_kubectl_scales_the_units_up_and_down(cluster, namespace, operator):
+    units = install(cluster, namespace, units=2)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1"])
+    kubectl_scale(cluster, namespace, 4)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1", "demo-jibri-2", "demo-jibri-3"])
+    units.all_report()
+    eventually(lambda: units.status() == {"wanted": 4, "units": 4, "selector": "tmk.io/install=demo,tmk.io/component=jibri",
+                                          "busy": 0, "idle": 4, "starting": 0, "unhealthy": 0, "draining": 0})
+    kubectl_scale(cluster, namespace, 1)
+    units.wait_for(["demo-jibri-0"])
+    eventually(lambda: units.status()["units"] == 1)
+    ready = eventually(lambda: next(c for c in get_install(cluster, namespace)["status"]["conditions"]
+                                    if c["type"] == "JibriReady" and c["status"] == "True"), timeout=10)
+    assert ready["reason"] == "Available"
+
+
+def test_a_busy_unit_survives_a_scale_down_and_goes_once_idle(cluster, namespace, operator):
+    units = install(cluster, namespace, units=3)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1", "demo-jibri-2"])
+    units.report("demo-jibri-0", "IDLE")
+    units.report("demo-jibri-1", "BUSY")
+    units.report("demo-jibri-2", "BUSY")
+    kubectl_scale(cluster, namespace, 1)
+    # The idle unit goes at once; of the two recording, the newer is drained and the older keeps serving.
+    units.wait_for(["demo-jibri-1", "demo-jibri-2"])
+    eventually(lambda: units.labels("demo-jibri-2").get("tmk.io/jibri-draining") == "true")
+    eventually(lambda: units.status()["draining"] == 1 and units.status()["busy"] == 2)
+    time.sleep(2)  # several pool rounds: the recording unit is still there
+    assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
+
+    # A report with another token changes nothing.
+    forged = units.api.post(units.path.replace(units.path.split("/")[3], "forged"),
+                            json={"jibriId": "demo-jibri-2", "status": {"busyStatus": "IDLE",
+                                                                       "health": {"healthStatus": "HEALTHY"}}})
+    assert forged.status_code == 401
+    time.sleep(1)
+    assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
+
+    units.report("demo-jibri-2", "IDLE")
+    units.wait_for(["demo-jibri-1"])
+    eventually(lambda: units.status()["draining"] == 0 and units.status()["units"] == 1)
+
+
+def test_an_expired_or_unhealthy_unit_is_replaced(cluster, namespace, operator):
+    units = install(cluster, namespace, units=2)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1"])
+    units.all_report()
+    units.report("demo-jibri-1", "EXPIRED")
+    units.wait_for(["demo-jibri-0", "demo-jibri-2"])
+    units.report("demo-jibri-0", "IDLE", "UNHEALTHY")
+    # The replacement takes the lowest name no pod holds any more.
+    units.wait_for(["demo-jibri-1", "demo-jibri-2"])
+
+
+def test_autoscaling_keeps_one_idle_unit_and_does_not_flap_inside_the_cooldown(cluster, namespace, operator):
+    units = install(cluster, namespace, units=1, autoscaling={
+        "enabled": True, "minUnits": 1, "maxUnits": 3, "idleUnits": 1, "cooldownSeconds": COOLDOWN_SECONDS})
+    units.wait_for(["demo-jibri-0"])
+    units.report("demo-jibri-0", "BUSY")
+    units.wait_for(["demo-jibri-0", "demo-jibri-1"])
+    units.report("demo-jibri-1", "BUSY")
+    units.wait_for(["demo-jibri-0", "demo-jibri-1", "demo-jibri-2"])
+    units.report("demo-jibri-2", "BUSY")
+    time.sleep(1)
+    assert len(units.names()) == 3, "never above maxUnits"
+    seen_at = time.monotonic()
+    for name in units.names():
+        units.report(name, "IDLE")
+    # Every unit is idle now, but the last scaling step was moments ago: nothing goes inside the cooldown.
+    # (It began at most ~2.5 s before `seen_at`, counting the annotation's whole seconds: check well inside.)
+    while time.monotonic() - seen_at < COOLDOWN_SECONDS - 4:
+        assert len(units.names()) == 3
+        time.sleep(0.3)
+    units.wait_for(["demo-jibri-0"], timeout=COOLDOWN_SECONDS + 10)
+    install_now = get_install(cluster, namespace)
+    assert install_now["spec"]["jibri"]["units"] == 1
+    assert install_now["status"]["jibri"]["lastScaleTime"]
+
+
+def test_switching_recording_off_drains_the_pool_without_cutting_a_recording(cluster, namespace, operator):
+    units = install(cluster, namespace, units=2)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1"])
+    units.report("demo-jibri-0", "BUSY")
+    units.report("demo-jibri-1", "IDLE")
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo",
+                                                  {"spec": {"jibri": {"enabled": False}}})
+    units.wait_for(["demo-jibri-0"])
+    units.report("demo-jibri-0", "IDLE")
+    units.wait_for([])
+
+
+@pytest.mark.parametrize("changed", [{"jitsi": {"tag": "stable-99999"}}], ids=["new jitsi tag"])
+def test_a_new_template_rolls_idle_units_at_once_and_busy_ones_when_done(cluster, namespace, operator, changed):
+    units = install(cluster, namespace, units=2)
+    units.wait_for(["demo-jibri-0", "demo-jibri-1"])
+    units.report("demo-jibri-0", "BUSY")
+    units.report("demo-jibri-1", "IDLE")
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo", {"spec": changed})
+    units.wait_for(["demo-jibri-0", "demo-jibri-2", "demo-jibri-3"])
+    image = cluster.core.read_namespaced_pod("demo-jibri-2", namespace).spec.containers[0].image
+    assert image.endswith(":stable-99999")
+    units.report("demo-jibri-0", "IDLE")
+    units.wait_for(["demo-jibri-2", "demo-jibri-3"])
