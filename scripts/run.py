@@ -112,6 +112,8 @@ def main() -> None:
         apply_objects(api, example)
         jitsi = wait_for("the issued secrets", lambda: secret_values(core, f"{INSTALL}-jitsi"))
         keys = wait_for("the API keys", lambda: secret_values(core, f"{INSTALL}-api-keys"))
+        unit_token = wait_for("the Jibri webhook token",
+                              lambda: secret_values(core, f"{INSTALL}-jibri-webhook"))["token"]
         keys_dir = SANDBOX / "api-keys"
         keys_dir.mkdir(exist_ok=True)
         for key_id, key in keys.items():
@@ -122,6 +124,7 @@ def main() -> None:
             "TMK_SITE_DOMAIN": spec["domains"]["site"], "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"],
             "TMK_JWT_APP_ID": spec.get("jitsi", {}).get("jwtAppId", "tmk"),
             "TMK_JWT_APP_SECRET": jitsi["JWT_APP_SECRET"], "TMK_API_KEYS_DIR": str(keys_dir),
+            "TMK_JIBRI_WEBHOOK_TOKEN": unit_token,
             "TMK_API_HOST": "127.0.0.1", "TMK_API_PORT": str(API_PORT)})
         start("site", ["-m", "tmk_site"], {
             "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"], "TMK_API_URL": f"http://127.0.0.1:{API_PORT}",
@@ -142,6 +145,13 @@ TMK is running (logs in .sandbox/*.log). Try:
          "doctorFullName": "Иванов Иван", "patientFullName": "Петров Пётр"}}'
 
   kubectl get tmks -n {NAMESPACE}
+
+  # Recorder units: say, as Jibri would, that one is recording; the autoscaler adds a spare unit.
+  kubectl get pods -n {NAMESPACE} -l tmk.io/component=jibri -L tmk.io/jibri-status,tmk.io/jibri-draining
+  curl -s http://127.0.0.1:{API_PORT}/internal/jibri/{unit_token}/v1/status -H 'Content-Type: application/json' \\
+    -d '{{"jibriId": "{INSTALL}-jibri-0", "status": {{"busyStatus": "BUSY", "health": {{"healthStatus": "HEALTHY"}}}}}}'
+  kubectl get tmki {INSTALL} -n {NAMESPACE} -o jsonpath='{{.status.jibri}}'
+
   API docs: http://127.0.0.1:{API_PORT}/docs
   A link from the answer opens locally as http://127.0.0.1:{SITE_PORT}/session/<id>?room=<room>&jwt=<jwt>
 
