@@ -176,3 +176,21 @@ def test_a_new_template_rolls_idle_units_at_once_and_busy_ones_when_done(cluster
     assert image.endswith(":stable-99999")
     units.report("demo-jibri-0", "IDLE")
     units.wait_for(["demo-jibri-2", "demo-jibri-3"])
+
+
+def test_a_draining_unit_is_still_kept_and_then_removed_across_an_operator_restart(cluster, namespace, operator):
+    units = install(cluster, namespace, units=1)
+    units.wait_for(["demo-jibri-0"])
+    units.report("demo-jibri-0", "BUSY")
+    kubectl_scale(cluster, namespace, 0)
+    eventually(lambda: units.labels("demo-jibri-0").get("tmk.io/jibri-draining") == "true")
+    operator.restart()
+    # A spec change the restarted operator must answer: once it has, it has gone over the pool too.
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo",
+                                                  {"spec": {"site": {"replicas": 3}}})
+    eventually(lambda: (lambda body: body["status"]["observedGeneration"] == body["metadata"]["generation"])(
+        get_install(cluster, namespace)), timeout=30)
+    time.sleep(1)
+    assert units.names() == ["demo-jibri-0"], "the recording unit stays"
+    units.report("demo-jibri-0", "IDLE")
+    units.wait_for([])
