@@ -371,6 +371,9 @@ def test_ingresses_with_a_given_certificate():
     assert annotations["nginx.ingress.kubernetes.io/cors-allow-origin"] == "*"
     assert "Doctor-Call-Session-Id" in annotations["nginx.ingress.kubernetes.io/cors-allow-headers"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "200m"
+    # The units' report endpoint, metrics and probes are not routed from outside.
+    api_paths = {p["path"] for p in api["spec"]["rules"][0]["http"]["paths"]}
+    assert api_paths == {"/v1", "/docs", "/openapi.json"}
     paths = {p["path"]: p["backend"]["service"] for p in jitsi["spec"]["rules"][0]["http"]["paths"]}
     assert set(paths) == {"/", "/xmpp-websocket", "/http-bind"}
     assert all(s == {"name": "demo-web", "port": {"number": 8000}} for s in paths.values())

@@ -19,6 +19,9 @@ API_ANNOTATIONS = {
     f"{NGINX}/cors-max-age": "1728000",
     f"{NGINX}/proxy-body-size": "200m",
 }
+# Only the API's public calls and its documentation: the recorder units' endpoint, metrics and probes are for
+# the cluster alone.
+API_PUBLIC_PATHS = (("/v1", "Prefix"), ("/docs", "Prefix"), ("/openapi.json", "Exact"))
 # XMPP over websocket or BOSH keeps a request open for the whole consultation.
 JITSI_ANNOTATIONS = {
     f"{NGINX}/proxy-read-timeout": "3600",
@@ -67,7 +70,8 @@ def render_ingresses(install: InstallRef, spec: InstallSpec) -> list[dict]:
         ingress(install, spec, "site", spec.domains.site,
                 [path("/", "Prefix", child_name(install, "site"), c.SITE_PORT)], {}),
         ingress(install, spec, "api", spec.domains.api,
-                [path("/", "Prefix", child_name(install, "api"), c.API_PORT)], API_ANNOTATIONS),
+                [path(prefix, kind, child_name(install, "api"), c.API_PORT) for prefix, kind in API_PUBLIC_PATHS],
+                API_ANNOTATIONS),
         ingress(install, spec, "jitsi", spec.domains.jitsi,
                 [path("/xmpp-websocket", "Exact", web, WEB_HTTP_PORT),
                  path("/http-bind", "Exact", web, WEB_HTTP_PORT),
