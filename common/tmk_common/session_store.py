@@ -135,6 +135,12 @@ class SessionStore:
             GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"spec": spec_patch},
             _request_timeout=REQUEST_TIMEOUT_SECONDS)
 
+    def patch_status(self, name: str, status_patch: dict) -> dict:
+        """A merge patch of the status subresource: map keys merge one by one, null removes a key."""
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"status": status_patch},
+            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
     def delete(self, name: str) -> None:
         """Deleting what is already gone is not an error: delete is idempotent."""
         try:

@@ -330,7 +330,9 @@ def test_api_may_touch_sessions_its_counter_events_and_unit_labels_only():
     assert ("tmk.io", "tmksessions", "delete", ()) in granted
     assert ("", "configmaps", "update", ("demo-session-ids",)) in granted
     assert ("", "configmaps", "update", ()) not in granted
-    assert {resource for _, resource, _, _ in granted} == {"tmksessions", "configmaps", "events", "pods"}
+    assert {resource for _, resource, _, _ in granted} == {"tmksessions", "tmksessions/status", "configmaps", "events",
+                                                           "pods"}
+    assert {verb for _, resource, verb, _ in granted if resource == "tmksessions/status"} == {"patch"}
     assert {verb for _, resource, verb, _ in granted if resource == "pods"} == {"get", "patch"}
     binding = find(render(MINIMAL), "RoleBinding", "demo-api")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo-api", "namespace": "clinic"}]

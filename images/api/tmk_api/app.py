@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Annotated, Callable
 
@@ -27,6 +28,7 @@ from tmk_common.unit_store import UnitStore
 
 from . import audit, units
 from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
+from .recordings import RecordingService
 from .schemas import (
     CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
 )
@@ -47,8 +49,20 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     sms = SmsService(settings.sms, settings.jwt_app_secret, settings.default_language, store,
                      link_of=lambda obj, role: getattr(view(obj, with_links=True), f"{role.value}_link"),
                      status_of=lambda obj: view(obj, with_links=False).status)
+    recordings = RecordingService(settings.recordings_dir, settings.recordings_retention_days,
+                                  settings.recordings_sweep_seconds, settings.jwt_app_secret, settings.api_domain,
+                                  store, clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        """The background workers live as long as the app: SMS deliveries and the recordings sweep."""
+        async with AsyncExitStack() as workers:
+            await workers.enter_async_context(sms.running())
+            await workers.enter_async_context(recordings.running())
+            yield
+
     app = FastAPI(
-        lifespan=lambda _app: sms.running(),
+        lifespan=lifespan,
         title="TMK session API",
         version="1",
         description="Create telemedicine consultations and hand the doctor and the patient their links. "
@@ -232,6 +246,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     app.include_router(sms.routes(find, authorized))
+    app.include_router(recordings.routes(find, authorized))
+    app.state.recordings = recordings  # tests run its sweep directly
     app.include_router(units.routes(settings.jibri_webhook_token,
                                     UnitStore(store.core.api_client, settings.namespace, settings.install), clock))
 

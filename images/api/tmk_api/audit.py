@@ -25,6 +25,9 @@ ACTIONS = {
     ("DELETE", f"{SESSIONS}/{{session_id}}"): "session.delete",
     ("POST", f"{SESSIONS}/{{session_id}}/sms"): "sms.send",
     ("GET", f"{SESSIONS}/{{session_id}}/sms"): "sms.list",
+    ("GET", f"{SESSIONS}/{{session_id}}/recordings"): "recording.list",
+    # The link is the credential: the line names the session, never the link or its signature.
+    ("GET", "/v1/recordings/{session_id}/{folder}/{file_name}"): "recording.download",
     ("GET", "/v1/public/sessions/{session_id}"): "session.read_public",
 }
 REQUEST_ID_HEADER = "x-request-id"

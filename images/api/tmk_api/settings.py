@@ -27,6 +27,10 @@ class Settings:
     default_language: str = "ru"  # of SMS texts when the caller names none
     sms: SmsGateway | None = None  # the install's spec.sms; None turns SMS invites off
     jibri_webhook_token: str | None = field(default=None, repr=False)  # what recorder units' reports carry
+    api_domain: str | None = None  # the API's public host, for download links
+    recordings_dir: str | None = None  # the mounted recordings volume; None when the install does not record
+    recordings_retention_days: int = 30
+    recordings_sweep_seconds: float = 120.0  # how often retention runs and sessions' recordings are written
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -52,6 +56,10 @@ class Settings:
             default_language=env.get("TMK_DEFAULT_LANGUAGE", "ru"),
             sms=SmsGateway.from_env(env),
             jibri_webhook_token=env.get("TMK_JIBRI_WEBHOOK_TOKEN") or None,
+            api_domain=env.get("TMK_API_DOMAIN") or None,
+            recordings_dir=env.get("TMK_RECORDINGS_DIR") or None,
+            recordings_retention_days=int(env.get("TMK_RECORDINGS_RETENTION_DAYS", "30")),
+            recordings_sweep_seconds=float(env.get("TMK_RECORDINGS_SWEEP_SECONDS", "120")),
         )
 
 

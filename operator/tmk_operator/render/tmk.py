@@ -7,6 +7,7 @@ from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, RenderContext, child_name, container, deployment, env, env_secret, http_probe,
                    metadata, pod_spec, scratch_volumes, service, service_host, service_port, tcp_port)
+from .media import RECORDINGS_DIR
 from .secrets import JIBRI_WEBHOOK_TOKEN_KEY, jibri_webhook_secret_name
 
 
@@ -21,6 +22,7 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         env("TMK_NAMESPACE", install.namespace),
         env("TMK_SITE_DOMAIN", spec.domains.site),
         env("TMK_JITSI_DOMAIN", spec.domains.jitsi),
+        env("TMK_API_DOMAIN", spec.domains.api),  # the host of recordings' download links
         env("TMK_JWT_APP_ID", spec.jitsi.jwt_app_id),
         env_secret("TMK_JWT_APP_SECRET", ctx.jitsi_secret_name, "JWT_APP_SECRET"),
         env("TMK_API_KEYS_DIR", c.API_KEYS_DIR),
@@ -36,6 +38,13 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
     # Mounted, not env: keys added to the Secret reach running pods without a restart.
     volumes.append({"name": "api-keys", "secret": {"secretName": ctx.api_keys_secret_name}})
     mounts.append({"name": "api-keys", "mountPath": c.API_KEYS_DIR, "readOnly": True})
+    if spec.jibri.enabled:
+        # Read-write: the API serves the recordings and deletes them after the retention.
+        env_list += [env("TMK_RECORDINGS_DIR", RECORDINGS_DIR),
+                     env("TMK_RECORDINGS_RETENTION_DAYS", spec.recordings.retention_days)]
+        volumes.append({"name": "recordings",
+                        "persistentVolumeClaim": {"claimName": child_name(install, "recordings")}})
+        mounts.append({"name": "recordings", "mountPath": RECORDINGS_DIR})
     probes = {"readinessProbe": http_probe("/readyz", c.API_PORT), "livenessProbe": http_probe("/healthz", c.API_PORT)}
     main = container(spec, "api", name="api", image=spec.api.image or ctx.api_image, env_list=env_list,
                      ports=[tcp_port("http", c.API_PORT)], mounts=mounts, probes=probes)
@@ -84,6 +93,8 @@ def api_role(install: InstallRef) -> dict:
         "rules": [
             {"apiGroups": [c.GROUP], "resources": [c.SESSION_PLURAL],
              "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+            # status.recordings: each session's finished recordings (the rest of the status is the operator's).
+            {"apiGroups": [c.GROUP], "resources": [f"{c.SESSION_PLURAL}/status"], "verbs": ["patch"]},
             # RBAC cannot limit `create` by name, so it is granted apart from get/update on the counter.
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "update"]},
