@@ -42,6 +42,8 @@ SITE_PORT = 4000
 
 # The ConfigMap `<install>-session-ids` holds the API's counter for the integer `sessionId`.
 SESSION_IDS_CONFIGMAP_SUFFIX = "session-ids"
+# The ConfigMap `<install>-sms-rate` holds recent SMS sends per number hash, for the API's shared rate limit.
+SMS_RATE_CONFIGMAP_SUFFIX = "sms-rate"
 
 # A Jibri unit's state, on its Pod, as its last webhook report said (the API writes them; the operator and
 # `kubectl get pods -L tmk.io/jibri-status` read them). Values are lower-case: idle|busy|expired, healthy|unhealthy.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import time
 
 import jinja2
@@ -12,18 +14,22 @@ import pytest
 from tests.stand_ins import StandIn
 from tmk_api.settings import Settings
 from tmk_api.sms import (
-    ANNOTATION_SMS, SmsGateway, gateway_request, mask_phone, retry_delay, seal, unseal,
+    ANNOTATION_SMS, LEASE_SECONDS, MessageBook, SmsGateway, claim, gateway_request, mask_phone, retry_delay, seal,
+    unseal, utc_now,
 )
 from tmk_common.install import InstallSpec
+from tmk_common.session_store import SessionStore
+from tmk_common.sms_rate_store import MAX_NUMBERS, give_slot_back, prune, rate_configmap_name, take_slot
 from tmk_operator.render import InstallRef, RenderContext, render_install
 
-from .conftest import API_KEY, JWT_SECRET
+from .conftest import API_KEY, INSTALL, JWT_SECRET
 from .test_create import CREATE
 from .test_lifecycle import SESSIONS
 
 DOCTOR, PATIENT = "Petrov Sergei Ivanovich", "Ivanova Anna Petrovna"
 PHONE = "+79161234567"
 CREDENTIAL = "gateway-credential-0123456789"
+SHORT_TEXT = re.compile(r"^Your video consultation link: https://tmk\.example\.com/s/([A-Za-z0-9_-]{32})$")
 BODY_TEMPLATE = '{"to": {{ phone|tojson }}, "message": {{ text|tojson }}, "apiKey": {{ credential|tojson }}}'
 
 
@@ -87,13 +93,20 @@ def test_the_patients_link_reaches_the_gateway_in_the_chosen_language(start_api,
     assert request.headers["Authorization"] == f"Bearer {CREDENTIAL}"
     sent = request.json()
     assert sent["to"] == PHONE and sent["apiKey"] == CREDENTIAL
-    prefix = f"Your video consultation link: https://tmk.example.com/session/{session_id}?room="
-    assert sent["message"].startswith(prefix)
-    token = sent["message"].rpartition("&jwt=")[2]
-    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="tmk")
+    # An opaque short link: no name, no token, nothing a reader of the SMS (or the gateway's log) could decode.
+    match = SHORT_TEXT.match(sent["message"])
+    assert match, sent["message"]
+    for secret_part in (DOCTOR, PATIENT, "Ivanova", "Petrov", "jwt", "eyJ", "room="):
+        assert secret_part not in sent["message"]
+    session = api.get(f"{SESSIONS}/{session_id}").json()["result"]
+    assert sent["message"].endswith(session["patientShortLink"])
+    assert session["room"] not in sent["message"]
+    # The site exchanges the code for the patient's token, server side.
+    exchanged = api.get(f"/v1/public/links/{match.group(1)}")
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["role"] == "patient" and exchanged.json()["room"] == session["room"]
+    claims = jwt.decode(exchanged.json()["jwt"], JWT_SECRET, algorithms=["HS256"], audience="tmk")
     assert claims["context"]["user"]["id"] == f"patient-{session_id}"
-    for name in (DOCTOR, PATIENT, "Ivanova", "Petrov"):
-        assert name not in sent["message"]
     assert settled(api, session_id)["state"] == "SENT"
 
 
@@ -103,8 +116,8 @@ def test_without_a_language_the_installs_default_is_used(start_api, gateway):
     api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "doctor"})
     (request,) = gateway.wait_for(1)
     text = request.json()["message"]
-    assert text.startswith("Ссылка на вашу видеоконсультацию: https://tmk.example.com/")
-    assert "jwt=" in text
+    assert text.startswith("Ссылка на вашу видеоконсультацию: https://tmk.example.com/s/")
+    assert "jwt" not in text
     assert messages(api, session_id)[0]["language"] == "ru"
 
 
@@ -168,6 +181,58 @@ def test_a_number_gets_at_most_the_hourly_rate(start_api, gateway):
     assert 0 < int(answers[2].headers["Retry-After"]) <= 3600
     other = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": "+79160000000", "role": "patient"})
     assert other.status_code == 202
+
+
+def test_api_replicas_share_one_limit_per_number_across_sessions(start_api, cluster, namespace, clock):
+    first, second = start_api(rate_per_hour=2), start_api(rate_per_hour=2)
+    sessions = [create_session(first), create_session(second)]
+
+    def send(api, session_id: int, key: str):
+        return api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"},
+                        headers={"Idempotency-Key": key})
+
+    assert send(first, sessions[0], "a").status_code == 202
+    assert send(second, sessions[1], "b").status_code == 202
+    for api, session_id in ((first, sessions[1]), (second, sessions[0])):
+        refused = send(api, session_id, "c")
+        assert refused.status_code == 429, refused.text
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600
+        error = refused.json()["error"]
+        assert error["code"] == "TooManyMessages" and [f["field"] for f in error["fields"]] == ["phone"]
+        assert PHONE not in refused.text and PHONE[-4:] not in refused.text
+    # What the replicas share holds keyed hashes of numbers, never a number.
+    shared = cluster.core.read_namespaced_config_map(rate_configmap_name(INSTALL), namespace).data
+    assert PHONE[1:] not in json.dumps(shared) and PHONE[-7:] not in json.dumps(shared)
+    # An hour on, the number may get messages again (through either replica).
+    clock.now += dt.timedelta(seconds=3601)
+    later = create_session(first)
+    assert send(second, later, "d").status_code == 202
+
+
+def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
+        make_api, start_api, gateway, cluster, namespace):
+    # Two running pods; their first scan comes a second after start, then every second.
+    running = [start_api(scan_seconds=1.0), start_api(scan_seconds=1.0)]
+    dead = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
+    dead.headers["Authorization"] = f"Bearer {API_KEY}"  # never started: it accepts the message, runs no worker
+    session_id = create_session(dead)
+    message_id = dead.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"}).json()[
+        "result"]["messageId"]
+    # The dead pod claimed the message for its attempt and died before recording the outcome. Its claim, made with
+    # the pods' own claim rule, lapses 2.5 s from now.
+    book = MessageBook(SessionStore(cluster.api, namespace, INSTALL))
+    (name,) = [obj["metadata"]["name"] for obj in SessionStore(cluster.api, namespace, INSTALL).page(10, None).items]
+    claimed_at = utc_now() - dt.timedelta(seconds=LEASE_SECONDS - 2.5)
+    step, _ = book.change(name, lambda records: claim(records, message_id, claimed_at))
+    assert isinstance(step, dict) and step["attempts"] == 1, "a running pod claimed the message before the dead one"
+    time.sleep(1.5)
+    assert gateway.received == []  # the claim still holds: the running pods leave the message alone
+    (request,) = gateway.wait_for(1)
+    assert request.json()["to"] == PHONE
+    message = settled(running[0], session_id)
+    assert message["state"] == "SENT" and message["attempts"] == 2
+    time.sleep(2.5)  # more scans by both pods: nothing is sent again
+    assert len(gateway.received) == 1
 
 
 @pytest.mark.parametrize("phone", ["89161234567", "+0916123456", "+7916", "+7916123456789012", "+7 916 123-45-67"])
@@ -237,7 +302,42 @@ def test_the_installs_gateway_reaches_the_api_as_rendered_by_the_operator():
     assert CREDENTIAL not in repr(settings)
 
 
+def test_the_api_may_read_and_update_the_shared_rate_configmap_by_name_only():
+    spec = InstallSpec.model_validate({
+        "domains": {"site": "tmk.example.org", "api": "api.example.org", "jitsi": "meet.example.org"},
+        "tls": {"secretName": "tmk-tls"}})
+    context = RenderContext(api_image="api", site_image="site", jitsi_secret_name="demo-jitsi",
+                            api_keys_secret_name="demo-api-keys")
+    role = next(obj for obj in render_install(InstallRef("demo", "tmk", "uid"), spec, context)
+                if obj["kind"] == "Role" and obj["metadata"]["name"] == "demo-api")
+    on_configmaps = [rule for rule in role["rules"] if rule["resources"] == ["configmaps"]]
+    assert {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [rate_configmap_name("demo")],
+            "verbs": ["get", "update"]} in on_configmaps
+    assert all(rule.get("resourceNames") or rule["verbs"] == ["create"] for rule in on_configmaps)
+
+
 # --- the pure rules -----------------------------------------------------------------------------------------------
+def test_the_shared_limit_counts_the_last_hour_only():
+    now = 1_000_000.0
+    sends, wait = take_slot({}, "n1", 2, now)
+    assert wait is None and sends == {"n1": [1_000_000]}
+    sends, wait = take_slot(sends, "n1", 2, now + 10)
+    assert wait is None and sends["n1"] == [1_000_000, 1_000_010]
+    refused, wait = take_slot(sends, "n1", 2, now + 20)
+    assert wait == 3580 and refused == sends
+    sends, wait = take_slot({**sends, "old": [int(now) - 4000]}, "n1", 2, now + 3601)
+    assert wait is None and sends == {"n1": [1_000_010, 1_003_601]}  # an hour-old send and number are dropped
+    assert give_slot_back(sends, "n1", 1_003_601) == {"n1": [1_000_010]}
+    assert give_slot_back({"n1": [5]}, "n1", 5) == {}
+    assert give_slot_back(sends, "n1", 7) is None
+
+
+def test_the_shared_limit_forgets_the_least_recent_numbers_beyond_its_cap():
+    sends = {f"n{i}": [1000 + i] for i in range(MAX_NUMBERS + 10)}
+    kept = prune(sends, 2000, keep=5)
+    assert len(kept) == MAX_NUMBERS and "n0" not in kept and f"n{MAX_NUMBERS + 9}" in kept
+
+
 def test_a_sealed_number_opens_only_with_the_same_secret():
     sealed = seal("secret-a", PHONE)
     assert PHONE not in sealed and sealed != seal("secret-a", PHONE)  # a fresh nonce each time

@@ -26,7 +26,7 @@ from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, S
 from tmk_common.tokens import mint_token, token_claims
 from tmk_common.unit_store import UnitStore
 
-from . import audit, units
+from . import audit, links, units
 from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
 from .recordings import RecordingService
 from .schemas import (
@@ -47,8 +47,8 @@ def utc_now() -> dt.datetime:
 
 def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) -> FastAPI:
     sms = SmsService(settings.sms, settings.jwt_app_secret, settings.default_language, store,
-                     link_of=lambda obj, role: getattr(view(obj, with_links=True), f"{role.value}_link"),
-                     status_of=lambda obj: view(obj, with_links=False).status)
+                     link_of=lambda obj, role: getattr(view(obj, with_links=True), f"{role.value}_short_link"),
+                     status_of=lambda obj: view(obj, with_links=False).status, clock=clock)
     recordings = RecordingService(settings.recordings_dir, settings.recordings_retention_days,
                                   settings.recordings_sweep_seconds, settings.jwt_app_secret, settings.api_domain,
                                   store, clock)
@@ -147,6 +147,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
                 link = f"https://{settings.site_domain}/session/{session_id}?room={room}&jwt={token}"
                 setattr(session, f"{role.value}_jwt", token)
                 setattr(session, f"{role.value}_link", link)
+                code = links.make_code(settings.jwt_app_secret, settings.install, session_id, role, window.expires_at)
+                setattr(session, f"{role.value}_short_link", links.short_link(settings.site_domain, code))
         return session
 
     @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
@@ -246,6 +248,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     app.include_router(sms.routes(find, authorized))
+    app.include_router(links.routes(settings.jwt_app_secret, settings.install, store.get, view, clock))
     app.include_router(recordings.routes(find, authorized))
     app.state.recordings = recordings  # tests run its sweep directly
     app.include_router(units.routes(settings.jibri_webhook_token,

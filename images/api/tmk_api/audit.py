@@ -29,6 +29,8 @@ ACTIONS = {
     # The link is the credential: the line names the session, never the link or its signature.
     ("GET", "/v1/recordings/{session_id}/{folder}/{file_name}"): "recording.download",
     ("GET", "/v1/public/sessions/{session_id}"): "session.read_public",
+    # A short link's code is a credential too: the line names the session only.
+    ("GET", "/v1/public/links/{code}"): "link.exchange",
 }
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's own request id is kept when it is a plain token; anything else could smuggle data into the log.

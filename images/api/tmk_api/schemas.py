@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 
 from tmk_common.session import (
     LOGO_URL_PATTERN, MAX_CALLER_METADATA, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, NAME_MAX_LENGTH,
-    NO_LOGO, DisplayMode, FullName, MetadataKey, MetadataValue, SessionStatus,
+    NO_LOGO, DisplayMode, FullName, MetadataKey, MetadataValue, Role, SessionStatus,
 )
 
 T = TypeVar("T")
@@ -60,6 +60,10 @@ class Session(ApiModel):
     doctor_link: str | None = None
     patient_jwt: str | None = None
     patient_link: str | None = None
+    doctor_short_link: str | None = Field(default=None, description=(
+        "`https://<site>/s/<code>`: an opaque link to the doctor's page with no name or token in it (what SMS "
+        "invites carry). It works while the session is OPEN."))
+    patient_short_link: str | None = Field(default=None, description="The same for the patient.")
 
 
 class SessionSummary(ApiModel):
@@ -87,6 +91,14 @@ class PublicSession(ApiModel):
     display_mode: DisplayMode
     company_name: str
     company_logo_url: str
+
+
+class PublicLink(PublicSession):
+    """What a short link's code stands for, for the site's server only: the role's room and token."""
+
+    role: Role
+    room: str
+    jwt: str
 
 
 class Envelope(ApiModel, Generic[T]):

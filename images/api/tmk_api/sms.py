@@ -8,7 +8,15 @@ resourceVersion, so two API pods never overwrite each other's messages.
 A phone number is personal data: a message keeps it masked (`+*******4567`) and as a keyed hash (for
 idempotency). The full number is needed only until the message is sent, so while a message waits it is also
 kept sealed with a key derived from the install's JWT secret, and dropped once the message is SENT or FAILED.
-The link is made when the message is sent and never stored or logged.
+The link is made when the message is sent and never stored or logged. It is the session's opaque short link
+(`https://<site>/s/<code>`, see links.py): no name and no token travel in an SMS.
+
+The rate limit per number is shared by all API replicas: the sends of the last hour are kept, as keyed hashes of
+the numbers, in the install's `<install>-sms-rate` ConfigMap (tmk_common.sms_rate_store).
+
+A message is delivered by the pod that accepted it; every pod also scans the install's sessions now and then
+(`scan_seconds`) for waiting messages whose claim has lapsed — their pod died or never ran a worker — and takes
+them over. Claims are compare-and-swap, so a message is sent once however many pods find it.
 """
 
 import asyncio
@@ -22,8 +30,6 @@ import logging
 import os
 import re
 import secrets
-import time
-from collections import defaultdict, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Callable
@@ -40,6 +46,7 @@ from yarl import URL
 from tmk_common.constants import GROUP, LABEL_SESSION_ID, SESSION_PLURAL, VERSION
 from tmk_common.session import Role, SessionStatus, format_time, parse_time
 from tmk_common.session_store import REQUEST_TIMEOUT_SECONDS, SessionStore
+from tmk_common.sms_rate_store import SmsRateStore
 
 from .audit import audit
 from .http import ApiError
@@ -55,6 +62,8 @@ ATTEMPT_TIMEOUT_SECONDS = 10.0
 # While one pod tries a message, others leave it alone this long (a pod that dies mid-attempt frees it).
 LEASE_SECONDS = ATTEMPT_TIMEOUT_SECONDS + 5
 MAX_RETRY_DELAY_SECONDS = 600.0
+# How often each pod looks for waiting messages whose claim lapsed (their pod died) and takes them over.
+SCAN_SECONDS = 30.0
 
 
 class Language(str, enum.Enum):
@@ -89,6 +98,7 @@ class SmsGateway:
     credential: str = field(default="", repr=False)
     rate_per_hour: int = 5
     retry_base_seconds: float = 5.0
+    scan_seconds: float = SCAN_SECONDS
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "SmsGateway | None":
@@ -104,6 +114,7 @@ class SmsGateway:
             credential=env.get("TMK_SMS_CREDENTIAL", ""),
             rate_per_hour=int(env.get("TMK_SMS_RATE_PER_HOUR", "5")),
             retry_base_seconds=float(env.get("TMK_SMS_RETRY_BASE_SECONDS", "5")),
+            scan_seconds=float(env.get("TMK_SMS_SCAN_SECONDS", str(SCAN_SECONDS))),
         )
 
 
@@ -207,24 +218,6 @@ def settle(records: list[dict], message_id: str, error: str | None, retryable: b
     return [changed if item is record else item for item in records], changed
 
 
-class RateLimit:
-    """At most `per_hour` new messages to one number in any hour, counted in this pod's memory."""
-
-    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic):
-        self.per_hour, self.clock = per_hour, clock
-        self.sent: dict[str, deque[float]] = defaultdict(deque)
-
-    def retry_after(self, number_hash: str) -> int | None:
-        """Seconds until one more message to this number is allowed, or None when it is allowed now."""
-        times, now = self.sent[number_hash], self.clock()
-        while times and times[0] <= now - 3600:
-            times.popleft()
-        return int(times[0] + 3600 - now) + 1 if len(times) >= self.per_hour else None
-
-    def note(self, number_hash: str) -> None:
-        self.sent[number_hash].append(self.clock())
-
-
 # --- API bodies -----------------------------------------------------------------------------------------------------
 class SmsRequest(ApiModel):
     phone: str
@@ -299,14 +292,17 @@ class MessageBook:
                 if error.status != 409:  # 409: someone wrote in between; decide again on what is there now
                     raise
 
-    def waiting(self) -> list[tuple[str, str]]:
-        """(session name, message id) of every QUEUED message of the install: what a starting pod resumes."""
+    def waiting(self, lapsed_at: dt.datetime | None = None) -> list[tuple[str, str]]:
+        """(session name, message id) of every QUEUED message of the install: what a starting pod resumes.
+        With `lapsed_at`, only those nobody holds a claim on at that time (a retry's wait counts as a claim)."""
         found, cursor = [], None
         while True:
             page = self.store.page(500, cursor)
             for obj in page.items:
                 found += [(obj["metadata"]["name"], record["id"]) for record in records_of(obj)
-                          if record["state"] == State.QUEUED.value]
+                          if record["state"] == State.QUEUED.value and (
+                              lapsed_at is None or not record.get("nextAttemptAt")
+                              or parse_time(record["nextAttemptAt"]) <= lapsed_at)]
             cursor = page.next_cursor
             if cursor is None:
                 return found
@@ -321,37 +317,58 @@ class SmsService:
     """The SMS routes and the background worker that delivers queued messages (one task per message)."""
 
     def __init__(self, gateway: SmsGateway | None, secret: str, default_language: str, store: SessionStore,
-                 link_of: Callable[[dict, Role], str | None], status_of: Callable[[dict], SessionStatus]):
+                 link_of: Callable[[dict, Role], str | None], status_of: Callable[[dict], SessionStatus],
+                 clock: Callable[[], dt.datetime] | None = None):
         self.gateway, self.secret = gateway, secret
         self.default_language = Language(default_language)
         self.book, self.link_of, self.status_of = MessageBook(store), link_of, status_of
-        self.limit = RateLimit(gateway.rate_per_hour if gateway else 1)
-        self.tasks: set[asyncio.Task] = set()
+        self.rates = SmsRateStore(store.core.api_client, store.namespace, store.install, clock or utc_now)
+        self.tasks: dict[tuple[str, str], asyncio.Task] = {}  # (session name, message id) -> its delivery
+        self.scanner: asyncio.Task | None = None
         self.http: aiohttp.ClientSession | None = None
 
     # --- worker ---
     @asynccontextmanager
     async def running(self):
-        """The worker's life within the app's: resumes waiting messages at start, stops its tasks at the end."""
+        """The worker's life within the app's: resumes waiting messages at start, then scans for messages whose
+        claim lapsed while it runs, and stops its tasks at the end."""
         if self.gateway is not None:
             self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_SECONDS))
             for name, message_id in await run_in_threadpool(self.book.waiting):
                 self.submit(name, message_id)
+            self.scanner = asyncio.create_task(self.scan())
         try:
             yield
         finally:
-            for task in self.tasks:
+            running = [*self.tasks.values(), *([self.scanner] if self.scanner else [])]
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
             if self.http is not None:
                 await self.http.close()
 
+    async def scan(self) -> None:
+        """Takes over waiting messages whose claim has lapsed: the pod that held them died, or never ran a worker.
+        A message this pod already delivers is left to its task; claiming is compare-and-swap, so a message that
+        two pods find is still tried by one of them at a time and sent once."""
+        while True:
+            await asyncio.sleep(self.gateway.scan_seconds)
+            try:
+                lapsed = await run_in_threadpool(self.book.waiting, utc_now())
+            except Exception as error:  # Kubernetes unreachable: the next scan tries again
+                log.warning("SMS scan waits for the Kubernetes API: %s", type(error).__name__)
+                continue
+            for name, message_id in lapsed:
+                self.submit(name, message_id)
+
     def submit(self, name: str, message_id: str) -> None:
         if self.http is None:
-            return  # no worker runs (the app was not started): the message waits for the next pod's start
+            return  # no worker runs (the app was not started): another pod's scan or start takes the message
+        if (name, message_id) in self.tasks:
+            return  # this pod delivers it already
         task = asyncio.create_task(self.deliver(name, message_id))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[name, message_id] = task
+        task.add_done_callback(lambda _task: self.tasks.pop((name, message_id), None))
 
     async def deliver(self, name: str, message_id: str) -> None:
         while True:
@@ -428,7 +445,8 @@ class SmsService:
             if status is not SessionStatus.OPEN:
                 raise ApiError(409, "SessionNotOpen",
                                f"Session {session_id} is {status.value}; invites are sent only while it is OPEN.")
-            wait = self.limit.retry_after(number)
+            # Shared by all replicas; the slot is given back below when the message turns out not to be new.
+            wait, noted_at = await run_in_threadpool(self.rates.take, number, self.gateway.rate_per_hour)
             if wait is not None:
                 raise ApiError(429, "TooManyMessages", f"Too many messages to this number; retry in {wait} s.",
                                field="phone", headers={"Retry-After": str(wait)})
@@ -447,11 +465,15 @@ class SmsService:
                                    "no more are kept.")
                 return [*records, record], record
 
-            stored, _ = await run_in_threadpool(self.book.change, obj["metadata"]["name"], add)
+            stored = None
+            try:
+                stored, _ = await run_in_threadpool(self.book.change, obj["metadata"]["name"], add)
+            finally:
+                if stored is not record:  # a replay, a full session, a session gone, or an error: nothing new sent
+                    await self.give_back(number, noted_at)
             if stored is None:
                 raise ApiError(404, "SessionNotFound", f"There is no session {session_id}.", field="sessionId")
             if stored is record:
-                self.limit.note(number)
                 self.submit(obj["metadata"]["name"], record["id"])
             return Envelope(result=message_view(stored))
 
@@ -461,6 +483,13 @@ class SmsService:
             return Envelope(result=SmsMessageList(items=[message_view(r) for r in records_of(find(session_id))]))
 
         return router
+
+    async def give_back(self, number: str, noted_at: int) -> None:
+        """Best effort: a slot not given back only makes the limit stricter for an hour."""
+        try:
+            await run_in_threadpool(self.rates.give_back, number, noted_at)
+        except Exception as error:
+            log.warning("SMS rate slot not given back: %s", type(error).__name__)
 
     @staticmethod
     def replay(records: list[dict], key: str, role: Role, number: str) -> dict | None:

@@ -2,8 +2,10 @@
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +26,8 @@ from .texts import TEXTS, pick_language
 
 HERE = Path(__file__).parent
 API_TIMEOUT_SECONDS = 5
+# A short link's code as the API makes it is 32 base64url characters; anything far from that is not asked about.
+SHORT_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 log = logging.getLogger("tmk_site")
 access_log = logging.getLogger("tmk_site.access")
@@ -46,6 +50,32 @@ async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int
                 raise ApiUnavailable(f"HTTP {response.status}")
             return SessionFacts.from_json(await response.json())
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
+        raise ApiUnavailable(type(error).__name__) from error
+
+
+@dataclass(frozen=True)
+class ShortLink:
+    """What the API tells the site's server for a short link's code: the session's facts, the room and token."""
+
+    facts: SessionFacts
+    room: str
+    jwt: str
+
+
+async def exchange_code(http: aiohttp.ClientSession, api_url: str, code: str) -> ShortLink | Problem:
+    """The link a short code stands for, or why there is none: UNKNOWN (404), CLOSED or EXPIRED (410)."""
+    try:
+        async with http.get(f"{api_url}/v1/public/links/{code}") as response:
+            if response.status == 404:
+                return Problem.UNKNOWN
+            if response.status == 410:
+                error = (await response.json()).get("error") or {}
+                return Problem.CLOSED if error.get("code") == "SessionClosed" else Problem.EXPIRED
+            if response.status != 200:
+                raise ApiUnavailable(f"HTTP {response.status}")
+            body = await response.json()
+            return ShortLink(SessionFacts.from_json(body), room=str(body["room"]), jwt=str(body["jwt"]))
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ApiUnavailable(type(error).__name__) from error
 
 
@@ -75,9 +105,10 @@ class SecurityHeadersAndAccessLog(BaseHTTPMiddleware):
         response.headers.setdefault("Content-Security-Policy", content_security_policy(jitsi_domain, ""))
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # A short link's code is a credential, like a token: its path is logged without it.
+        path = "/s/<code>" if request.url.path.startswith("/s/") else request.url.path
         access_log.info(
-            "%s %s %d %.0fms", request.method, request.url.path, response.status_code,
-            (time.monotonic() - started) * 1000,
+            "%s %s %d %.0fms", request.method, path, response.status_code, (time.monotonic() - started) * 1000,
         )
         return response
 
@@ -115,7 +146,7 @@ async def session_page(request: Request) -> Response:
         # This tab may keep the token from an earlier visit; the page's script comes back with it.
         return problem_page(request, lang, Problem.MISSING, session_id, resume=True)
     try:
-        token = read_token(raw_token)
+        read_token(raw_token)
     except MalformedToken:
         return problem_page(request, lang, Problem.MALFORMED, session_id)
 
@@ -126,7 +157,35 @@ async def session_page(request: Request) -> Response:
         return problem_page(request, lang, Problem.UNAVAILABLE, session_id)
     if facts is None:
         return problem_page(request, lang, Problem.UNKNOWN, session_id)
+    return consultation_page(request, lang, session_id, room, raw_token, facts)
 
+
+async def short_link_page(request: Request) -> Response:
+    """`/s/<code>`, the link an SMS carries: no name and no token in it. The server exchanges the code with the API
+    and shows the same page as the full link, so the token never appears in any address."""
+    settings: Settings = request.app.state.settings
+    lang = pick_language(request.headers.get("accept-language"), settings.default_language)
+    code: str = request.path_params["code"]
+    if not SHORT_CODE.match(code):
+        return problem_page(request, lang, Problem.UNKNOWN)
+    try:
+        link = await exchange_code(request.app.state.http, settings.api_url, code)
+    except ApiUnavailable as error:
+        log.warning("session API unavailable for a short link: %s", error)  # the code is a credential: not logged
+        return problem_page(request, lang, Problem.UNAVAILABLE)
+    if isinstance(link, Problem):
+        return problem_page(request, lang, link)
+    return consultation_page(request, lang, link.facts.session_id, link.room, link.jwt, link.facts)
+
+
+def consultation_page(request: Request, lang: str, session_id: int, room: str, raw_token: str,
+                      facts: SessionFacts) -> Response:
+    """The call page, or the page that says why the call cannot start."""
+    settings: Settings = request.app.state.settings
+    try:
+        token = read_token(raw_token)
+    except MalformedToken:
+        return problem_page(request, lang, Problem.MALFORMED, session_id)
     problem = check_link(room, token, facts, request.app.state.clock())
     if problem is not None:
         return problem_page(request, lang, problem, session_id, facts, not_before=token.not_before)
@@ -165,6 +224,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datet
         routes=[
             Route("/healthz", healthz),
             Route("/session/{session_id:int}", session_page),
+            Route("/s/{code}", short_link_page),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeadersAndAccessLog)],

@@ -84,7 +84,8 @@ def sms_env(spec: InstallSpec) -> list[dict]:
 
 
 def api_role(install: InstallRef) -> dict:
-    """Sessions of its namespace, its own id counter, events, and the recorder units' state labels."""
+    """Sessions of its namespace, its own id counter and SMS rate ConfigMaps, events, and the recorder units' state
+    labels."""
     counter = child_name(install, c.SESSION_IDS_CONFIGMAP_SUFFIX)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -98,6 +99,9 @@ def api_role(install: InstallRef) -> dict:
             # RBAC cannot limit `create` by name, so it is granted apart from get/update on the counter.
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "update"]},
+            # The SMS sends per number hash of the last hour, shared by the API's replicas for the rate limit.
+            {"apiGroups": [""], "resources": ["configmaps"],
+             "resourceNames": [child_name(install, c.SMS_RATE_CONFIGMAP_SUFFIX)], "verbs": ["get", "update"]},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
             # A unit's webhook report is written onto its Pod (RBAC cannot narrow this to the units' names).
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
