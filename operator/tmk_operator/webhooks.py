@@ -1,11 +1,12 @@
-"""Signed webhooks to the hospital system: which lifecycle changes become events, how they are signed, when a
-failed delivery is tried again, and the one function that sends.
+"""Signed webhooks to the hospital system: which lifecycle changes (and finished recordings) become events, how they
+are signed, when a failed delivery is tried again, and the one function that sends.
 
 Deliveries are recorded in the session's `status.webhooks` before anything is sent, in the same status patch that
 records the transition, so an operator restart loses none. It is a map keyed by delivery id, not a list: the
 transition writer and the delivery loop both write it with merge patches, and a merge patch replaces a list whole
-(one writer would undo the other) but merges a map key by key. A new entry holds only `type` and `occurredAt`, so
-writing it twice (the update handler and the sweep may both see a change) never resets an outcome.
+(one writer would undo the other) but merges a map key by key. A new entry holds only `type` and `occurredAt` (and a
+`recording.ready` the recording's file name and size), so writing it twice (the update handler and the sweep may
+both see a change) never resets an outcome.
 
 Ids are derived from the session's uid and the change, so whoever records a change records the same id; the id
 is the `Tmk-Webhook-Id` header of every attempt, which lets a receiver drop a repeat.
@@ -28,6 +29,7 @@ from tmk_common.session import SessionStatus, format_time, parse_time
 log = logging.getLogger("tmk.operator.webhooks")
 
 CREATED, CLOSED, EXPIRED = "session.created", "session.closed", "session.expired"
+RECORDING_READY = "recording.ready"
 # The session's state each event reports.
 EVENT_STATUS = {CREATED: SessionStatus.OPEN.value, CLOSED: SessionStatus.CLOSED.value,
                 EXPIRED: SessionStatus.EXPIRED.value}
@@ -74,6 +76,21 @@ def new_deliveries(found: list[Transition]) -> dict:
     return {item.id: {"type": item.type, "occurredAt": item.occurred_at} for item in found}
 
 
+def recording_deliveries(session: dict, status: dict) -> dict:
+    """`status.webhooks` entries for the recordings in `status.recordings` (written by the API once a recording is
+    finished) that have no delivery yet. The id comes from the session's uid and the file name, so whoever sees a
+    recording first records the same delivery. The entry carries the file's name and size, so every attempt sends
+    the same body even after the retention has removed the recording."""
+    uid, known = session["metadata"]["uid"], status.get("webhooks") or {}
+    found = {}
+    for name, recording in sorted((status.get("recordings") or {}).items()):
+        key = delivery_id(uid, RECORDING_READY, name)
+        if recording and key not in known:
+            found[key] = {"type": RECORDING_READY, "occurredAt": recording["finishedAt"],
+                          "recording": {"name": name, "size": recording["size"]}}
+    return found
+
+
 def is_pending(entry: dict) -> bool:
     """Neither delivered nor given up (giving up clears `nextAttemptAt` and keeps `lastError`)."""
     return not entry.get("deliveredAt") and not (entry.get("attempts") and entry.get("nextAttemptAt") is None)
@@ -107,17 +124,22 @@ def outcome(entry: dict, error: str | None, now: dt.datetime, base_seconds: floa
 
 
 def payload(key: str, entry: dict, session: dict) -> bytes:
-    """The JSON body: ids, the state and the caller's own metadata; never a name or a token."""
+    """The JSON body: ids, the state and the caller's own metadata; never a name or a token. A `recording.ready`
+    carries the recording's file name and size instead of the state, and no link: the integrator lists the
+    session's recordings for a download link, which expires."""
     body = {
         "id": key,
         "type": entry["type"],
         "occurredAt": entry["occurredAt"],
         "session": {
             "sessionId": int(session["metadata"]["labels"][LABEL_SESSION_ID]),
-            "status": EVENT_STATUS[entry["type"]],
             "callerMetadata": session["spec"].get("callerMetadata") or {},
         },
     }
+    if entry["type"] in EVENT_STATUS:
+        body["session"]["status"] = EVENT_STATUS[entry["type"]]
+    if entry.get("recording"):
+        body["recording"] = {"fileName": entry["recording"]["name"], "size": entry["recording"]["size"]}
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 

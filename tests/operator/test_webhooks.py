@@ -6,16 +6,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import time
 
 import pytest
 
+from tests.api.conftest import api_settings
 from tests.stand_ins import Received, WebhookReceiver
+from tmk_api.app import create_app
+from tmk_common.session_store import SessionStore
 from tmk_operator import webhooks
 
 from .conftest import OperatorProcess, eventually, example_install
 from .test_install import apply
-from .test_sessions import PLURAL, create_session, status_of
+from .test_sessions import PLURAL, create_session, get_session, status_of
 
 SECRET = "webhook-secret-0123456789abcdef"
 GROUP, VERSION = "tmk.io", "v1alpha1"
@@ -189,3 +193,80 @@ def test_the_payload_carries_ids_state_and_metadata_only():
     body = json.loads(webhooks.payload("d-1", entry, SESSION))
     assert body == {"id": "d-1", "type": "session.closed", "occurredAt": "2030-01-01T10:30:00Z",
                     "session": {"sessionId": 7, "status": "CLOSED", "callerMetadata": {"appointmentId": "A-1"}}}
+
+
+# --- recording.ready ------------------------------------------------------------------------------------------------
+def finished_recording(root, room: str, size: int) -> str:
+    """A recording as a Jibri unit leaves it on the shared volume once stopped (the file, then `metadata.json`)."""
+    folder = root / "jibrisession1"
+    folder.mkdir()
+    name = f"{room}_2030-01-10-11-00-00.mp4"
+    (folder / name).write_bytes(b"\0" * size)
+    (folder / "metadata.json").write_text('{"participants": []}')
+    a_minute_ago = time.time() - 60
+    for path in folder.iterdir():
+        os.utime(path, (a_minute_ago, a_minute_ago))
+    return name
+
+
+def test_a_finished_recording_reaches_the_receiver_once_as_recording_ready(cluster, namespace, operator, receiver,
+                                                                           tmp_path):
+    install_with_webhooks(cluster, namespace, receiver)
+    create_session(cluster, namespace, "recorded", recordingConsent=True, callerMetadata={"appointmentId": "A-9"})
+    eventually(lambda: len(bodies(receiver)) == 1)  # session.created
+    session = get_session(cluster, namespace, "recorded")
+    name = finished_recording(tmp_path, session["metadata"]["annotations"]["tmk.io/room"], size=2048)
+
+    receiver.fail_next(503, 503)  # the first two attempts fail
+    store = SessionStore(cluster.api, namespace, "demo")
+    api = create_app(api_settings(namespace, recordings_dir=str(tmp_path)), store)
+    api.state.recordings.sweep()  # what each API replica does every few minutes
+    assert status_of(cluster, namespace, "recorded")["recordings"][name]["size"] == 2048
+
+    announced = lambda: [request for request in receiver.received if request.json()["type"] == "recording.ready"]
+    eventually(lambda: [request.answered for request in announced()] == [503, 503, 200], timeout=30)
+    api.state.recordings.sweep()  # another replica's round changes nothing
+    time.sleep(1.5)  # a few more sweeps and delivery rounds: none may add or send it again
+    attempts = announced()
+    assert [request.answered for request in attempts] == [503, 503, 200]
+    key = webhooks.delivery_id(session["metadata"]["uid"], "recording.ready", name)  # re-derived after a restart
+    assert {request.headers["Tmk-Webhook-Id"] for request in attempts} == {key}
+    assert len({request.body for request in attempts}) == 1
+    assert all(receiver.signature_is_valid(request) for request in attempts)
+    status = status_of(cluster, namespace, "recorded")
+    assert attempts[0].json() == {
+        "id": key, "type": "recording.ready", "occurredAt": status["recordings"][name]["finishedAt"],
+        "session": {"sessionId": status["sessionId"], "callerMetadata": {"appointmentId": "A-9"}},
+        "recording": {"fileName": name, "size": 2048}}
+    assert status["webhooks"][key]["deliveredAt"] and status["webhooks"][key]["attempts"] == 3
+
+    def ready_events() -> list:
+        return [event for event in cluster.core.list_namespaced_event(namespace).items
+                if event.involved_object.name == "recorded" and event.reason == "RecordingReady"]
+
+    (event,) = eventually(ready_events)
+    assert event.type == "Normal" and name in event.message
+
+
+def test_each_recording_gets_one_delivery_with_an_id_from_the_session_and_the_file():
+    recordings = {"a.mp4": {"name": "a.mp4", "size": 10, "finishedAt": "2030-01-01T10:00:00Z"},
+                  "b.mp4": {"name": "b.mp4", "size": 20, "finishedAt": "2030-01-01T11:00:00Z"}}
+    found = webhooks.recording_deliveries(SESSION, {"recordings": recordings})
+    key_a = webhooks.delivery_id("u-1", "recording.ready", "a.mp4")
+    assert found[key_a] == {"type": "recording.ready", "occurredAt": "2030-01-01T10:00:00Z",
+                            "recording": {"name": "a.mp4", "size": 10}}
+    assert len(found) == 2
+    # Once recorded (whatever its outcome), a delivery is not added again.
+    later = webhooks.recording_deliveries(SESSION, {"recordings": recordings, "webhooks": {
+        key_a: {**found[key_a], "attempts": 1, "deliveredAt": "2030-01-01T10:00:05Z"}}})
+    assert list(later) == [webhooks.delivery_id("u-1", "recording.ready", "b.mp4")]
+    assert webhooks.recording_deliveries(SESSION, {}) == {}
+
+
+def test_the_recording_ready_payload_carries_the_file_and_no_link():
+    entry = {"type": "recording.ready", "occurredAt": "2030-01-01T10:00:00Z", "recording": {"name": "a.mp4",
+                                                                                             "size": 10}}
+    body = json.loads(webhooks.payload("d-2", entry, SESSION))
+    assert body == {"id": "d-2", "type": "recording.ready", "occurredAt": "2030-01-01T10:00:00Z",
+                    "session": {"sessionId": 7, "callerMetadata": {"appointmentId": "A-1"}},
+                    "recording": {"fileName": "a.mp4", "size": 10}}
