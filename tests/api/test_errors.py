@@ -118,3 +118,9 @@ def test_a_key_added_to_the_secret_works_without_a_restart(cluster, namespace, t
     (tmp_path / "his").unlink()
     os.utime(tmp_path, ns=(2, 2))
     assert api.post(CREATE, json=ORIGINAL_BODY, headers={"Authorization": f"Bearer {new_key}"}).status_code == 401
+
+
+def test_a_room_with_any_characters_is_a_plain_404_on_the_public_page(api):
+    created = api.post(CREATE, json=ORIGINAL_BODY).json()["result"]
+    answer = api.get(f"/v1/public/sessions/{created['sessionId']}", params={"room": "\u0080комната"})
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "SessionNotFound"

@@ -243,7 +243,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
              summary="What the consultation page may show; the room is the proof of access")
     def public_session(session_id: int, room: Annotated[str, Query(max_length=64)]) -> PublicSession:
         obj = store.get(session_id)
-        if obj is None or not hmac.compare_digest(obj["metadata"]["annotations"].get(ANNOTATION_ROOM, ""), room):
+        if obj is None or not hmac.compare_digest(
+                obj["metadata"]["annotations"].get(ANNOTATION_ROOM, "").encode(), room.encode()):
             raise ApiError(404, "SessionNotFound", f"There is no session {session_id} with this room.")
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
