@@ -86,6 +86,12 @@ def test_codes_that_this_install_did_not_make_are_not_found(api, make_api):
     assert too_long.status_code == 422 and too_long.json()["error"]["fields"][0]["field"] == "code"
 
 
+def test_a_session_far_in_the_future_gets_a_code_too(api):
+    created = create(api, startsAt="9999-12-30T00:00:00Z", durationSeconds=3600)
+    answer = api.get(f"{LINKS}/{code_of(created['patientShortLink'])}")
+    assert answer.status_code == 200 and answer.json()["role"] == "patient"
+
+
 def test_a_closed_or_expired_sessions_code_is_gone(api, clock):
     closed, expired = create(api), create(api)
     api.post(f"{SESSIONS}/{closed['sessionId']}/close")

@@ -132,6 +132,23 @@ async def test_an_unreachable_api_gives_the_try_again_page():
     assert "external_api.js" not in response.text
 
 
+async def test_a_short_link_with_the_api_unreachable_gives_the_try_again_page():
+    async with client(f"http://127.0.0.1:{free_port()}") as site:
+        response = await site.get(f"/s/{'A' * 32}")
+    assert response.status_code == 503
+    assert "Сервис временно недоступен" in response.text
+
+
+async def test_a_short_link_the_api_does_not_know_gives_the_not_found_page(api_url):
+    async with client(api_url) as site:
+        unknown = await site.get(f"/s/{'A' * 32}")  # the stand-in API knows no codes: 404
+        garbage = await site.get("/s/%3Cscript%3Ex")  # not shaped like a code: the API is not even asked
+    for response in (unknown, garbage):
+        assert response.status_code == 404
+        assert "Консультация не найдена" in response.text
+        assert "call-config" not in response.text
+
+
 async def test_the_call_settings_cannot_break_out_of_the_page(api_url):
     hostile = "</script><script src=https://evil.example/x.js></script>"
     async with client(api_url) as site:

@@ -52,7 +52,10 @@ def _tag(secret: str, install: str, payload: bytes) -> bytes:
 
 
 def make_code(secret: str, install: str, session_id: int, role: Role, expires_at: dt.datetime) -> str:
-    payload = (bytes([CODE_VERSION << 4 | ROLES.index(role)]) + int(expires_at.timestamp()).to_bytes(4, "big")
+    """Session ids are an install's counter, far below 2**48. An expiry past 2106 is kept as 2106: the session's
+    own state is what decides, the code's expiry is a second check."""
+    expiry = min(max(int(expires_at.timestamp()), 0), 2**32 - 1)
+    payload = (bytes([CODE_VERSION << 4 | ROLES.index(role)]) + expiry.to_bytes(4, "big")
                + session_id.to_bytes(6, "big"))
     return base64.urlsafe_b64encode(payload + _tag(secret, install, payload)).decode()
 
