@@ -211,27 +211,27 @@ def test_api_replicas_share_one_limit_per_number_across_sessions(start_api, clus
 
 def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
         make_api, start_api, gateway, cluster, namespace):
-    # Two running pods; their first scan comes a second after start, then every second.
-    running = [start_api(scan_seconds=1.0), start_api(scan_seconds=1.0)]
+    # Two running pods; their first scan comes two seconds after start, then every two seconds.
+    running = [start_api(scan_seconds=2.0), start_api(scan_seconds=2.0)]
     dead = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
     dead.headers["Authorization"] = f"Bearer {API_KEY}"  # never started: it accepts the message, runs no worker
     session_id = create_session(dead)
     message_id = dead.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"}).json()[
         "result"]["messageId"]
     # The dead pod claimed the message for its attempt and died before recording the outcome. Its claim, made with
-    # the pods' own claim rule, lapses 2.5 s from now.
+    # the pods' own claim rule, lapses 3 s from now.
     book = MessageBook(SessionStore(cluster.api, namespace, INSTALL))
     (name,) = [obj["metadata"]["name"] for obj in SessionStore(cluster.api, namespace, INSTALL).page(10, None).items]
-    claimed_at = utc_now() - dt.timedelta(seconds=LEASE_SECONDS - 2.5)
+    claimed_at = utc_now() - dt.timedelta(seconds=LEASE_SECONDS - 3)
     step, _ = book.change(name, lambda records: claim(records, message_id, claimed_at))
     assert isinstance(step, dict) and step["attempts"] == 1, "a running pod claimed the message before the dead one"
-    time.sleep(1.5)
-    assert gateway.received == []  # the claim still holds: the running pods leave the message alone
+    time.sleep(2.5)
+    assert gateway.received == []  # the claim still holds: the running pods' scans leave the message alone
     (request,) = gateway.wait_for(1)
     assert request.json()["to"] == PHONE
     message = settled(running[0], session_id)
     assert message["state"] == "SENT" and message["attempts"] == 2
-    time.sleep(2.5)  # more scans by both pods: nothing is sent again
+    time.sleep(2.5)  # another scan by each pod: nothing is sent again
     assert len(gateway.received) == 1
 
 
