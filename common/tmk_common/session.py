@@ -20,6 +20,8 @@ LOGO_URL_PATTERN = r"^(https://\S+|file:///)$"
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 MAX_CALLER_METADATA = 16
+# A consultation starts before this: later ones are typing errors, and the calendar's end would overflow.
+LATEST_START = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
 
 FullName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
@@ -57,7 +59,7 @@ class SessionSpec(CamelModel):
     display_mode: DisplayMode = DisplayMode.DEFAULT
     company_name: Annotated[str, StringConstraints(max_length=NAME_MAX_LENGTH)] = ""
     company_logo_url: Annotated[str, StringConstraints(pattern=LOGO_URL_PATTERN, max_length=2048)] = NO_LOGO
-    starts_at: dt.datetime | None = None
+    starts_at: Annotated[dt.datetime, Field(lt=LATEST_START)] | None = None
     duration_seconds: Annotated[int, Field(ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)] | None = None
     caller_metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=MAX_CALLER_METADATA)

@@ -31,6 +31,8 @@ def stored_sessions(cluster, namespace) -> list:
     ({"durationSeconds": "long"}, "durationSeconds"),
     ({"durationSeconds": 10}, "durationSeconds"),
     ({"startsAt": "tomorrow"}, "startsAt"),
+    # A start at the end of the calendar would overflow when the duration is added.
+    ({"startsAt": "9999-12-31T23:00:00Z", "durationSeconds": 86400}, "startsAt"),
     ({"callerMetadata": {"bad key!": "x"}}, "callerMetadata.bad key!.[key]"),
 ])
 def test_invalid_fields_are_named(api, cluster, namespace, change, field):
