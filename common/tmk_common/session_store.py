@@ -141,6 +141,17 @@ class SessionStore:
             GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"status": status_patch},
             _request_timeout=REQUEST_TIMEOUT_SECONDS)
 
+    def event(self, obj: dict, reason: str, message: str, moment: str) -> None:
+        """A Normal Event on the session (`kubectl describe tmks`), as the operator posts for lifecycle changes."""
+        meta = obj["metadata"]
+        self.core.create_namespaced_event(self.namespace, {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": self.namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": SESSION_KIND, "name": meta["name"],
+                               "namespace": self.namespace, "uid": meta.get("uid")},
+            "reason": reason, "message": message, "type": "Normal", "count": 1,
+            "firstTimestamp": moment, "lastTimestamp": moment, "source": {"component": "tmk-api"}},
+            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
     def delete(self, name: str) -> None:
         """Deleting what is already gone is not an error: delete is idempotent."""
         try:

@@ -168,8 +168,8 @@ LIFECYCLE_EVENTS = {
 
 def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, install: InstallSpec | None) -> dict:
     """Posts an Event for each lifecycle change in `changes` and, when the install has webhooks, records their
-    deliveries in the same status patch, so that a change is never written without its webhook; and the same for
-    each recording in status.recordings that has no `recording.ready` delivery yet."""
+    deliveries in the same status patch, so that a change is never written without its webhook; and a delivery for
+    each recording in status.recordings that has no `recording.ready` delivery yet (the API posts its Event)."""
     found = webhooks.transitions(session, current, {**current, **changes})
     for transition in found:
         kube.session_event(session, *LIFECYCLE_EVENTS[transition.type])
@@ -179,10 +179,6 @@ def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, in
         # The API writes each finished recording into status.recordings; one without a delivery gets its
         # `recording.ready` here. Level-based: the sweep adds any delivery missing after a restart.
         ready = webhooks.recording_deliveries(session, current)
-        for entry in ready.values():
-            recording = entry["recording"]
-            kube.session_event(session, "RecordingReady",
-                               f"Recording {recording['name']} is ready ({recording['size']} bytes).")
         if ready:
             changes["webhooks"] = {**changes.get("webhooks", {}), **ready}
     return changes

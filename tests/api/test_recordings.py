@@ -222,6 +222,17 @@ def test_the_sweep_writes_recordings_into_the_status_and_retention_removes_them(
     assert [item["fileName"] for item in listed(api, session["sessionId"])] == [young.name]
 
 
+def test_each_new_recording_gets_one_event_on_its_session_without_webhooks(api, root, clock, cluster, namespace):
+    session = create(api)
+    path = finished(root, session["room"], clock.now - dt.timedelta(minutes=5))
+    for _ in range(3):  # later rounds, or other replicas, find nothing new
+        api.app.state.recordings.sweep()
+    events = [event for event in cluster.core.list_namespaced_event(namespace).items
+              if event.reason == "RecordingReady"]
+    assert [(event.type, event.involved_object.kind, event.message) for event in events] == [
+        ("Normal", "TmkSession", f"Recording {path.name} is ready ({len(CONTENT)} bytes).")]
+
+
 def test_the_background_sweep_runs_while_the_app_does(make_api, root, clock, cluster, namespace):
     client = make_api(recordings_dir=str(root), recordings_sweep_seconds=0.05)
     client.headers["Authorization"] = f"Bearer {API_KEY}"

@@ -272,9 +272,20 @@ class RecordingService:
                     except ApiException as error:
                         if error.status != 404:
                             raise
+                        continue
+                    self.announce(obj, patch, now)
             cursor = page.next_cursor
             if cursor is None:
                 return
+
+    def announce(self, obj: dict, patch: dict, now: dt.datetime) -> None:
+        """An Event for each recording this round added, with or without webhooks: `kubectl describe tmks` shows
+        it. (Two replicas that both see a recording first post it twice; the webhook is what is exactly once.)"""
+        current = (obj.get("status") or {}).get("recordings") or {}
+        for name, entry in sorted(patch.items()):
+            if entry is not None and name not in current:
+                self.store.event(obj, "RecordingReady", f"Recording {name} is ready ({entry['size']} bytes).",
+                                 format_time(now))
 
     # --- routes ---
     def item(self, base: str, session_id: int, recording: Recording, now: dt.datetime) -> RecordingItem:
