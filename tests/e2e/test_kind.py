@@ -62,6 +62,9 @@ def test_a_session_is_created_through_the_api_service():
     install = yaml.safe_load((ROOT / "examples" / "tmkinstall.yaml").read_text())
     install["spec"]["api"]["image"] = "ghcr.io/tmk-operator/tmk-api:0.1.0"
     install["spec"]["api"]["replicas"] = 1
+    # kind's storage is ReadWriteOnce only: the recordings claim (ReadWriteMany), which the API mounts when the
+    # install records, would stay Pending.
+    install["spec"]["jibri"]["enabled"] = False
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(install))
     wait(lambda: kubectl("get", "deployment", "clinic-api", "-n", "tmk",
                          "-o", "jsonpath={.status.availableReplicas}") == "1", timeout=600)
