@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from site_standins import CHROMIUM, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port, public_session, wait_until_up
+from site_standins import (CHROMIUM, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port, public_link, public_session,
+                           wait_until_up)
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 
 @pytest.fixture(scope="session")
 def api_url():
-    """The stand-in for the lead's `GET /v1/public/sessions/<id>`, on loopback in a thread."""
-    app = Starlette(routes=[Route("/v1/public/sessions/{session_id:int}", public_session)])
+    """The stand-in for the API's public calls the site makes, on loopback in a thread."""
+    app = Starlette(routes=[Route("/v1/public/sessions/{session_id:int}", public_session),
+                            Route("/v1/public/links/{code}", public_link)])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -33,6 +35,9 @@ class Site:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
+
+    def short_link(self, code: str) -> str:
+        return f"{self.base_url}/s/{code}"
 
     def link(self, session_id: int = 12, room: str = ROOM, token: str | None = None, host: str = "127.0.0.1") -> str:
         url = f"http://{host}:{self.port}/session/{session_id}?room={room}"

@@ -68,6 +68,27 @@ def wait_until_up(url: str, what: str, timeout: float = 15) -> None:
             time.sleep(0.1)
 
 
+# Short-link code → (session id, role, token): the stand-in's `GET /v1/public/links/<code>`.
+SHORT_LINKS: dict[str, tuple[int, str, str]] = {}
+
+
+def short_code(session_id: int, role: str, token: str) -> str:
+    """Registers a code the stand-in API will exchange (32 URL-safe characters, as the API makes them)."""
+    code = f"{session_id:02d}{role[0]}{len(SHORT_LINKS):029d}"
+    SHORT_LINKS[code] = (session_id, role, token)
+    return code
+
+
+async def public_link(request: Request) -> JSONResponse:
+    found = SHORT_LINKS.get(request.path_params["code"])
+    if found is None:
+        return JSONResponse({"error": {"code": "LinkNotFound"}}, status_code=404)
+    session_id, role, token = found
+    room, facts = SESSIONS[session_id]
+    return JSONResponse({"sessionId": session_id, **facts, "role": role, "room": room, "jwt": token},
+                        headers={"Cache-Control": "no-store"})
+
+
 async def public_session(request: Request) -> JSONResponse:
     session_id = request.path_params["session_id"]
     if session_id == BROKEN_SESSION:

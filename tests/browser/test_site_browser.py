@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from site_standins import (
-    BROKEN_SESSION, INSECURE_HOST, JITSI_DOMAIN, LOGO_URL, MINTED, ROOM, SCREENSHOTS, mint,
+    BROKEN_SESSION, INSECURE_HOST, JITSI_DOMAIN, LOGO_URL, MINTED, ROOM, SCREENSHOTS, mint, short_code,
 )
 
 pytestmark = pytest.mark.browser
@@ -170,6 +170,37 @@ def test_the_token_leaves_the_address_bar_and_a_reload_still_joins(site, open_ta
     call = tab.wait_for_call()
     assert call["options"]["jwt"] == token
     assert tab.page.url == site.link()
+
+
+def test_the_short_link_of_an_sms_joins_on_a_phone_with_no_token_in_any_address(site, open_tab):
+    token = mint(name="Анна Смирнова")
+    code = short_code(12, "patient", token)
+    tab = open_tab(site.short_link(code))
+    tab.page.set_viewport_size(PHONE)
+
+    options = tab.wait_for_call()["options"]
+    assert options["jwt"] == token and options["roomName"] == ROOM
+    assert options["userInfo"] == {"displayName": "Анна Смирнова"}
+    assert tab.page.url == site.short_link(code)
+    tab.screenshot("short-link")
+
+    tab.page.reload()
+    assert tab.wait_for_call()["options"]["jwt"] == token
+    tab.page.evaluate("window.__jitsiHangUp()")
+    tab.problem("ended").get_by_role("link", name="Войти снова").click()
+    assert tab.wait_for_call()["options"]["jwt"] == token
+    assert tab.page.url == site.short_link(code)
+
+
+def test_a_short_link_of_an_ended_session_or_an_altered_one_says_so(site, open_tab):
+    ended = open_tab(site.short_link(short_code(14, "patient", mint())))
+    assert ended.response.status == 410
+    ended.problem("closed")
+    ended.assert_nothing_started()
+    altered = open_tab(site.short_link("x" * 32))
+    assert altered.response.status == 404
+    altered.problem("unknown")
+    altered.assert_nothing_started()
 
 
 def test_leaving_the_call_says_so_and_joining_again_works(site, open_tab):
