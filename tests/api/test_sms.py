@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -343,6 +344,9 @@ def test_a_sealed_number_opens_only_with_the_same_secret():
     assert PHONE not in sealed and sealed != seal("secret-a", PHONE)  # a fresh nonce each time
     assert unseal("secret-a", sealed) == PHONE
     assert unseal("secret-b", sealed) is None
+    raw = bytearray(base64.urlsafe_b64decode(sealed))
+    raw[-1] ^= 1
+    assert unseal("secret-a", base64.urlsafe_b64encode(bytes(raw)).decode()) is None  # altered
 
 
 def test_masking_keeps_only_the_last_four_digits():
