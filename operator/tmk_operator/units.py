@@ -31,15 +31,16 @@ class Unit:
     draining: bool
     current: bool  # made from today's pod template
     terminating: bool
+    ended: bool = False  # its pod failed or stopped (evicted, say): nothing runs there any more
 
     @property
     def busy(self) -> bool:
-        return self.busy_status == BUSY
+        return self.busy_status == BUSY and not self.ended
 
     @property
     def broken(self) -> bool:
-        """Used up (single-use mode) or reporting unhealthy: it is replaced."""
-        return self.busy_status == EXPIRED or self.health == UNHEALTHY
+        """Ended, used up (single-use mode) or reporting unhealthy: it is replaced."""
+        return self.ended or self.busy_status == EXPIRED or self.health == UNHEALTHY
 
 
 def unit_name(install: str, index: int) -> str:
@@ -55,7 +56,8 @@ def unit_of(pod: dict, template_hash: str) -> Unit:
         busy_status=labels.get(LABEL_JIBRI_STATUS), health=labels.get(LABEL_JIBRI_HEALTH),
         draining=labels.get(LABEL_JIBRI_DRAINING) == "true",
         current=annotations.get(TEMPLATE_ANNOTATION) == template_hash,
-        terminating=bool(meta.get("deletionTimestamp")))
+        terminating=bool(meta.get("deletionTimestamp")),
+        ended=(pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"))
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,15 @@ def test_an_expired_or_unhealthy_unit_is_replaced(cluster, namespace, operator):
     units.wait_for(["demo-jibri-1", "demo-jibri-2"])
 
 
+def test_an_evicted_unit_is_replaced_though_its_last_report_said_busy(cluster, namespace, operator):
+    units = install(cluster, namespace, units=1)
+    units.wait_for(["demo-jibri-0"])
+    units.report("demo-jibri-0", "BUSY")
+    # What the kubelet leaves of an evicted pod: the object stays, with a Failed phase.
+    cluster.handle.set_status("v1", "pods", namespace, "demo-jibri-0", {"phase": "Failed", "reason": "Evicted"})
+    units.wait_for(["demo-jibri-1"])
+
+
 def test_autoscaling_keeps_one_idle_unit_and_does_not_flap_inside_the_cooldown(cluster, namespace, operator):
     units = install(cluster, namespace, units=1, autoscaling={
         "enabled": True, "minUnits": 1, "maxUnits": 3, "idleUnits": 1, "cooldownSeconds": COOLDOWN_SECONDS})

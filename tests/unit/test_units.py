@@ -52,6 +52,13 @@ def test_an_expired_or_unhealthy_unit_is_replaced(broken):
     assert plan_units("demo", 2, [unit(0), broken]) == Plan(create=("demo-jibri-2",), remove=("demo-jibri-1",))
 
 
+def test_a_unit_whose_pod_ended_is_replaced_whatever_it_said_last():
+    evicted = Unit("demo-jibri-1", 1, BUSY, "healthy", False, True, False, ended=True)
+    assert plan_units("demo", 2, [unit(0), evicted]) == Plan(create=("demo-jibri-2",), remove=("demo-jibri-1",))
+    pod = {"metadata": {"name": "demo-jibri-1"}, "status": {"phase": "Failed", "reason": "Evicted"}}
+    assert unit_of(pod, "abc").ended
+
+
 def test_an_unhealthy_unit_that_is_recording_is_replaced_but_kept_until_it_is_done():
     plan = plan_units("demo", 1, [unit(0, BUSY, health=UNHEALTHY)])
     assert plan == Plan(create=("demo-jibri-1",), drain=("demo-jibri-0",))
