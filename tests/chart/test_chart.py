@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tmk_operator.kube import RESOURCES
+from tmk_operator.settings import Settings
 from tmk_operator.render import InstallRef, RenderContext, render_install
 from tmk_common.install import InstallSpec
 
@@ -82,6 +83,16 @@ def test_the_operator_runs_restricted_and_alone():
     # Without POD_ID kopf looks the uid up in /etc/passwd at start-up and exits when it is not there.
     env = {item["name"]: item for item in container["env"]}
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+@pytest.mark.parametrize("arguments, expected", [((), "2"), (("-f", str(FULL_VALUES)), "1")],
+                         ids=["default", "from values"])
+def test_the_operators_intervals_come_from_values_as_its_settings_read_them(arguments, expected):
+    deployment = next(obj for obj in helm_template(*arguments) if obj["kind"] == "Deployment")
+    env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    settings = Settings.from_env({key: value for key, value in env.items() if value is not None})
+    assert settings.units_interval_seconds == float(expected)
+    assert settings.drift_seconds == float(env["TMK_DRIFT_SECONDS"])
 
 
 # --- RBAC: exactly what the code calls ------------------------------------------------------------------
