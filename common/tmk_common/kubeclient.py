@@ -1,10 +1,15 @@
-"""How every process of the project connects to the Kubernetes API."""
+"""How every process of the project connects to the Kubernetes API, and the one compare-and-swap update of a
+ConfigMap that the session-id counter and the SMS rate limit share."""
 
 from __future__ import annotations
 
 import os
+from typing import Callable, TypeVar
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
 
 
 def api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
@@ -21,3 +26,36 @@ def api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.Api
     configuration.connection_pool_maxsize = pool_size
     configuration.retries = 1
     return client.ApiClient(configuration)
+
+
+# Every call of the API service and the stores: a stuck request fails rather than holding a worker.
+REQUEST_TIMEOUT_SECONDS = 10
+
+
+def update_config_map(core: client.CoreV1Api, namespace: str, name: str, labels: dict[str, str],
+                      decide: Callable[[dict[str, str]], tuple[dict[str, str] | None, T]]) -> T:
+    """Read-modify-write of a ConfigMap's data, compare-and-swap, safe across replicas: `decide` gets the data
+    (empty when the ConfigMap does not exist yet) and returns (new data, or None to write nothing; its result).
+    A write that meets another replica's (409) reads again and decides again. Returns the result of the decision
+    that was written."""
+    while True:
+        try:
+            stored = core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            stored = None
+        data, result = decide(dict((stored.data or {}) if stored is not None else {}))
+        if data is None:
+            return result
+        try:
+            if stored is None:
+                body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
+                core.create_namespaced_config_map(namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            else:
+                stored.data = data  # the object still carries the resourceVersion it was read at
+                core.replace_namespaced_config_map(name, namespace, stored, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            return result
+        except ApiException as error:
+            if error.status != 409:
+                raise

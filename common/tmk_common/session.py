@@ -90,6 +90,10 @@ def session_status(spec: SessionSpec, window: Window, now: dt.datetime) -> Sessi
     return SessionStatus.OPEN
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with a Z, the form Kubernetes uses for timestamps."""
     return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

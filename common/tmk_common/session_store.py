@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kubernetes import client
@@ -17,12 +18,13 @@ from .constants import (
     API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND,
     SESSION_PLURAL, VERSION,
 )
+from .kubeclient import REQUEST_TIMEOUT_SECONDS, update_config_map
 
 ANNOTATION_ROOM = f"{GROUP}/room"
 ANNOTATION_REQUEST_HASH = f"{GROUP}/request-hash"
 # Ids are reserved in blocks so that creating a session costs one write, not three; a restart leaves a gap.
 ID_BLOCK_SIZE = 50
-REQUEST_TIMEOUT_SECONDS = 10
+PAGE_SIZE = 500
 
 
 def id_counter_name(install: str) -> str:
@@ -68,34 +70,12 @@ class SessionStore:
 
     def reserve_ids(self, count: int) -> int:
         """Reserves `count` ids and returns the first. Safe across replicas: a stale write gets 409 and retries."""
-        name = id_counter_name(self.install)
-        while True:
-            try:
-                counter = self.core.read_namespaced_config_map(
-                    name, self.namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                body = client.V1ConfigMap(
-                    metadata=client.V1ObjectMeta(name=name, labels={LABEL_INSTALL: self.install}),
-                    data={"next": str(1 + count)})
-                try:
-                    self.core.create_namespaced_config_map(
-                        self.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-                    return 1
-                except ApiException as create_error:
-                    if create_error.status == 409:
-                        continue
-                    raise
-            first = int((counter.data or {}).get("next", "1"))
-            counter.data = {**(counter.data or {}), "next": str(first + count)}
-            try:
-                self.core.replace_namespaced_config_map(
-                    name, self.namespace, counter, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-                return first
-            except ApiException as error:
-                if error.status != 409:
-                    raise
+        def reserve(data: dict[str, str]) -> tuple[dict[str, str], int]:
+            first = int(data.get("next", "1"))
+            return {**data, "next": str(first + count)}, first
+
+        return update_config_map(self.core, self.namespace, id_counter_name(self.install),
+                                 {LABEL_INSTALL: self.install}, reserve)
 
     # --- sessions --------------------------------------------------------------------------------------
     def create(self, spec: dict, session_id: int, room: str, idempotency_key: str | None = None,
@@ -125,6 +105,32 @@ class SessionStore:
         selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(key)}"
         items = self._list(selector)["items"]
         return items[0] if items else None
+
+    def each(self) -> Iterator[dict]:
+        """Every session of the install, a page at a time (what the API's background workers go over)."""
+        cursor = None
+        while True:
+            page = self.page(PAGE_SIZE, cursor)
+            yield from page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def read(self, name: str) -> dict | None:
+        """The session by its object name, or None when it is gone."""
+        try:
+            return self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, SESSION_PLURAL, name, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch_annotations(self, name: str, resource_version: str, annotations: dict[str, str]) -> dict:
+        """Sets annotations only if the session is still at `resource_version` (else 409): compare-and-swap."""
+        patch = {"metadata": {"resourceVersion": resource_version, "annotations": annotations}}
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, patch, _request_timeout=REQUEST_TIMEOUT_SECONDS)
 
     def page(self, limit: int, cursor: str | None) -> Page:
         answer = self._list(f"{LABEL_INSTALL}={self.install}", limit=limit, _continue=cursor)

@@ -2,8 +2,8 @@
 
 The limit is per number across sessions, so it cannot live on a session. It lives in one small ConfigMap per
 install, `<install>-sms-rate`: a JSON map of a number's keyed hash (never the number) to the times of its sends
-within the last hour. Every change is compare-and-swap on the ConfigMap's resourceVersion, as the id counter is
-(see session_store.py), so N replicas allow one limit, not N of them. Entries older than an hour are dropped on
+within the last hour. Every change is compare-and-swap on the ConfigMap's resourceVersion, as the id counter's is
+(both through kubeclient.update_config_map), so N replicas allow one limit, not N of them. Entries older than an hour are dropped on
 every write, and the map is capped in size.
 """
 
@@ -15,11 +15,11 @@ import math
 from typing import Callable
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from .constants import LABEL_INSTALL, SMS_RATE_CONFIGMAP_SUFFIX
+from .kubeclient import T, update_config_map
+from .session import utc_now
 
-REQUEST_TIMEOUT_SECONDS = 10
 WINDOW_SECONDS = 3600
 # About 60 bytes a number at 5 sends an hour: far below a ConfigMap's 1 MiB. When more numbers than this got a
 # message within the hour, those whose last send is oldest are forgotten first.
@@ -31,10 +31,6 @@ Sends = dict[str, list[int]]
 
 def rate_configmap_name(install: str) -> str:
     return f"{install}-{SMS_RATE_CONFIGMAP_SUFFIX}"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # --- pure rules --------------------------------------------------------------------------------------------------
@@ -68,6 +64,14 @@ def give_slot_back(sends: Sends, number: str, at: int) -> Sends | None:
     return changed if times else {key: value for key, value in changed.items() if key != number}
 
 
+def sends_of(data: dict[str, str]) -> Sends:
+    return json.loads(data.get(DATA_KEY) or "{}")
+
+
+def with_sends(data: dict[str, str], sends: Sends) -> dict[str, str]:
+    return {**data, DATA_KEY: json.dumps(sends, separators=(",", ":"), sort_keys=True)}
+
+
 # --- Kubernetes I/O ------------------------------------------------------------------------------------------------
 class SmsRateStore:
     """Takes and gives back send slots in the install's `<install>-sms-rate` ConfigMap, compare-and-swap."""
@@ -82,47 +86,21 @@ class SmsRateStore:
         """Notes one send to `number` if the hour's limit allows it. Returns (seconds to wait, None) when it does
         not, else (None, the noted time, for give_back)."""
         now = self.clock().timestamp()
-        noted: dict = {}
 
-        def decide(sends: Sends) -> Sends | None:
-            kept, wait = take_slot(sends, number, per_hour, now)
-            noted["wait"] = wait
-            return None if wait is not None else kept
+        def decide(data: dict[str, str]) -> tuple[dict[str, str] | None, int | None]:
+            kept, wait = take_slot(sends_of(data), number, per_hour, now)
+            return (None if wait is not None else with_sends(data, kept)), wait
 
-        self._change(decide)
-        return (noted["wait"], None) if noted["wait"] is not None else (None, int(now))
+        wait = self._change(decide)
+        return (wait, None) if wait is not None else (None, int(now))
 
     def give_back(self, number: str, at: int) -> None:
         """Forgets a send noted by `take` that did not happen after all (the request turned out a replay)."""
-        self._change(lambda sends: give_slot_back(sends, number, at))
+        def decide(data: dict[str, str]) -> tuple[dict[str, str] | None, None]:
+            kept = give_slot_back(sends_of(data), number, at)
+            return (None if kept is None else with_sends(data, kept)), None
 
-    def _change(self, decide: Callable[[Sends], Sends | None]) -> None:
-        """Applies `decide` to the stored sends until the write wins; `decide` returning None writes nothing."""
-        while True:
-            try:
-                stored = self.core.read_namespaced_config_map(
-                    self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                stored = None
-            sends = json.loads((stored.data or {}).get(DATA_KEY) or "{}") if stored is not None else {}
-            changed = decide(sends)
-            if changed is None:
-                return
-            data = {DATA_KEY: json.dumps(changed, separators=(",", ":"), sort_keys=True)}
-            try:
-                if stored is None:
-                    body = client.V1ConfigMap(
-                        metadata=client.V1ObjectMeta(name=self.name, labels={LABEL_INSTALL: self.install}),
-                        data=data)
-                    self.core.create_namespaced_config_map(
-                        self.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-                else:
-                    stored.data = {**(stored.data or {}), **data}  # carries the resourceVersion it was read at
-                    self.core.replace_namespaced_config_map(
-                        self.name, self.namespace, stored, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-                return
-            except ApiException as error:
-                if error.status != 409:  # 409: another replica wrote (or created) in between; decide again
-                    raise
+        self._change(decide)
+
+    def _change(self, decide: Callable[[dict[str, str]], tuple[dict[str, str] | None, T]]) -> T:
+        return update_config_map(self.core, self.namespace, self.name, {LABEL_INSTALL: self.install}, decide)

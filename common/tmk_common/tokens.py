@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import jwt
 
 from .constants import XMPP_DOMAIN
@@ -49,3 +52,9 @@ def verify_token(token: str, secret: str, app_id: str) -> dict:
         token, secret, algorithms=[ALGORITHM], audience=app_id, issuer=app_id,
         options={"require": ["exp", "nbf", "iss", "aud", "room"]},
     )
+
+
+def purpose_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose only (short links, download links, sealed numbers), derived from the install's JWT
+    secret: what one purpose's key signs or reveals tells nothing about the secret or the other keys."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()

@@ -9,8 +9,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .constants import ANNOTATION_JIBRI_REPORTED_AT, LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
+from .kubeclient import REQUEST_TIMEOUT_SECONDS
 
-REQUEST_TIMEOUT_SECONDS = 10
 MERGE_PATCH = "application/merge-patch+json"
 
 

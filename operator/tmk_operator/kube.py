@@ -15,8 +15,7 @@ import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import (API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_COMPONENT, LABEL_INSTALL, SESSION_KIND,
-                                  SESSION_PLURAL)
+from tmk_common.constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, SESSION_KIND, SESSION_PLURAL
 from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
@@ -156,10 +155,6 @@ class Kube:
 
     def nodes(self, label_selector: str) -> list[dict]:
         return self.list("v1", "Node", None, label_selector)
-
-    def units(self, namespace: str, install: str) -> list[dict]:
-        """The install's Jibri unit pods."""
-        return self.list("v1", "Pod", namespace, f"{LABEL_INSTALL}={install},{LABEL_COMPONENT}=jibri")
 
     def label_unit(self, namespace: str, name: str, labels: dict[str, str | None]) -> None:
         try:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
+from tmk_common.constants import LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
 from tmk_common.session import format_time
 from tmk_common.session_store import ANNOTATION_ROOM
@@ -23,6 +23,7 @@ from . import conditions, units, webhooks
 from .kube import Kube
 from .render import (InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, render_jibri_template,
                      render_jibri_unit, validate_spec)
+from .render.base import selector_labels
 from .render.media import template_hash
 from .secret_values import generate_secret_values
 from .sessions import desired_status, due_for_removal, is_numbered, status_changes
@@ -107,7 +108,8 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
 
     Units are pods the operator names itself: it alone picks which unit goes, and never one that is recording."""
     template = render_jibri_template(ref, spec, context)
-    pool = [units.unit_of(pod, template_hash(template)) for pod in kube.units(ref.namespace, ref.name)]
+    selector = ",".join(f"{key}={value}" for key, value in selector_labels(ref, "jibri").items())
+    pool = [units.unit_of(pod, template_hash(template)) for pod in kube.list("v1", "Pod", ref.namespace, selector)]
     wanted = spec.jibri.units if spec.jibri.enabled else 0
     auto = spec.jibri.autoscaling
     if spec.jibri.enabled and auto and auto.enabled:
@@ -127,7 +129,6 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
         kube.delete("v1", "Pod", ref.namespace, name)
     if plan != units.Plan():
         log.info("Jibri units of %s/%s: %s", ref.namespace, ref.name, plan)
-    selector = f"{LABEL_INSTALL}={ref.name},{LABEL_COMPONENT}=jibri"
     return units.pool_status(selector, wanted, pool, plan, last_scale)
 
 
@@ -173,14 +174,12 @@ def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, in
     found = webhooks.transitions(session, current, {**current, **changes})
     for transition in found:
         kube.session_event(session, *LIFECYCLE_EVENTS[transition.type])
-    if found and install is not None and install.webhooks:
-        changes["webhooks"] = webhooks.new_deliveries(found)
     if install is not None and install.webhooks:
         # The API writes each finished recording into status.recordings; one without a delivery gets its
         # `recording.ready` here. Level-based: the sweep adds any delivery missing after a restart.
-        ready = webhooks.recording_deliveries(session, current)
-        if ready:
-            changes["webhooks"] = {**changes.get("webhooks", {}), **ready}
+        deliveries = {**webhooks.new_deliveries(found), **webhooks.recording_deliveries(session, current)}
+        if deliveries:
+            changes["webhooks"] = deliveries
     return changes
 
 

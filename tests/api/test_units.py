@@ -53,16 +53,16 @@ def test_a_repeated_report_writes_nothing(cluster, namespace, units_api):
     assert cluster.handle.counts()[("patch", "pods")] == 1
 
 
-@pytest.mark.parametrize("path", [
-    "/internal/jibri/wrong-token/v1/status",
-    f"/internal/jibri/{TOKEN[:-1]}/v1/status",
-    "/internal/jibri//v1/status",
-])
-def test_a_report_without_the_token_is_refused_and_changes_nothing(cluster, namespace, units_api, path):
+@pytest.mark.parametrize("path, status, code", [
+    ("/internal/jibri/wrong-token/v1/status", 401, "Unauthorized"),
+    (f"/internal/jibri/{TOKEN[:-1]}/v1/status", 401, "Unauthorized"),
+    ("/internal/jibri//v1/status", 404, "NotFound"),  # no token at all: no such route
+], ids=["wrong", "truncated", "missing"])
+def test_a_report_without_the_token_is_refused_and_changes_nothing(cluster, namespace, units_api, path, status,
+                                                                   code):
     add_pod(cluster, namespace, "demo-jibri-0")
     answer = units_api.post(path, json=report("demo-jibri-0"))
-    assert answer.status_code in (401, 404)
-    assert answer.json()["error"]["code"] in ("Unauthorized", "NotFound")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
     assert "tmk.io/jibri-status" not in labels_of(cluster, namespace, "demo-jibri-0")
 
 

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.session import (
-    Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window,
+    Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window, utc_now,
 )
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
 from tmk_common.tokens import mint_token, token_claims
@@ -39,10 +39,6 @@ log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503)}
 Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) -> FastAPI:

@@ -23,6 +23,7 @@ from typing import Annotated, Callable
 from fastapi import APIRouter, Path, Request, Response
 
 from tmk_common.session import Role, SessionStatus
+from tmk_common.tokens import purpose_key
 
 from . import audit
 from .http import ApiError
@@ -42,13 +43,9 @@ class LinkRef:
     expires_at: dt.datetime
 
 
-def link_key(secret: str) -> bytes:
-    """A key for short links only: knowing a code's tag tells nothing about the JWT secret or other keys."""
-    return hmac.new(secret.encode(), b"tmk-link/short-link", hashlib.sha256).digest()
-
-
 def _tag(secret: str, install: str, payload: bytes) -> bytes:
-    return hmac.new(link_key(secret), install.encode() + b"\0" + payload, hashlib.sha256).digest()[:TAG_BYTES]
+    key = purpose_key(secret, "tmk-link/short-link")
+    return hmac.new(key, install.encode() + b"\0" + payload, hashlib.sha256).digest()[:TAG_BYTES]
 
 
 def make_code(secret: str, install: str, session_id: int, role: Role, expires_at: dt.datetime) -> str:

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tmk_common.session import format_time
 from tmk_common.session_store import ANNOTATION_ROOM, SessionStore
+from tmk_common.tokens import purpose_key
 
 from .http import ApiError
 from .schemas import ApiModel, Envelope, ErrorResponse
@@ -161,8 +162,7 @@ def status_patch(current: dict, recordings: list[Recording]) -> dict:
 
 # --- download links -----------------------------------------------------------------------------------------------
 def link_key(secret: str) -> bytes:
-    """A key for download links only: a leaked link key reveals nothing about the tokens' secret."""
-    return hmac.new(secret.encode(), b"tmk-recordings/download-link", hashlib.sha256).digest()
+    return purpose_key(secret, "tmk-recordings/download-link")
 
 
 def link_signature(key: bytes, session_id: int, folder: str, name: str, expires: int) -> str:
@@ -256,27 +256,21 @@ class RecordingService:
         by_room: dict[str, list[Recording]] = defaultdict(list)
         for item in finished_recordings(self.root, now):
             by_room[item.room].append(item)
-        cursor = None
-        while True:
-            page = self.store.page(500, cursor)
-            for obj in page.items:
-                room = (obj["metadata"].get("annotations") or {}).get(ANNOTATION_ROOM)
-                if not room:
+        for obj in self.store.each():
+            room = (obj["metadata"].get("annotations") or {}).get(ANNOTATION_ROOM)
+            if not room:
+                continue
+            # Only with consent does a session get entries (and so a `recording.ready` webhook).
+            found = by_room.get(room.lower(), []) if obj["spec"].get("recordingConsent") else []
+            patch = status_patch((obj.get("status") or {}).get("recordings") or {}, found)
+            if patch:
+                try:
+                    self.store.patch_status(obj["metadata"]["name"], {"recordings": patch})
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
                     continue
-                # Only with consent does a session get entries (and so a `recording.ready` webhook).
-                found = by_room.get(room.lower(), []) if obj["spec"].get("recordingConsent") else []
-                patch = status_patch((obj.get("status") or {}).get("recordings") or {}, found)
-                if patch:
-                    try:
-                        self.store.patch_status(obj["metadata"]["name"], {"recordings": patch})
-                    except ApiException as error:
-                        if error.status != 404:
-                            raise
-                        continue
-                    self.announce(obj, patch, now)
-            cursor = page.next_cursor
-            if cursor is None:
-                return
+                self.announce(obj, patch, now)
 
     def announce(self, obj: dict, patch: dict, now: dt.datetime) -> None:
         """An Event for each recording this round added, with or without webhooks: `kubectl describe tmks` shows

@@ -45,10 +45,11 @@ from pydantic import AwareDatetime, field_validator
 from starlette.concurrency import run_in_threadpool
 from yarl import URL
 
-from tmk_common.constants import GROUP, LABEL_SESSION_ID, SESSION_PLURAL, VERSION
-from tmk_common.session import Role, SessionStatus, format_time, parse_time
-from tmk_common.session_store import REQUEST_TIMEOUT_SECONDS, SessionStore
+from tmk_common.constants import GROUP, LABEL_SESSION_ID
+from tmk_common.session import Role, SessionStatus, format_time, parse_time, utc_now
+from tmk_common.session_store import SessionStore
 from tmk_common.sms_rate_store import SmsRateStore
+from tmk_common.tokens import purpose_key
 
 from .audit import audit
 from .http import ApiError
@@ -151,7 +152,7 @@ def mask_phone(phone: str) -> str:
 
 
 def derived_key(secret: str, purpose: str) -> bytes:
-    return hmac.new(secret.encode(), f"tmk-sms/{purpose}".encode(), hashlib.sha256).digest()
+    return purpose_key(secret, f"tmk-sms/{purpose}")
 
 
 def phone_hash(secret: str, phone: str) -> str:
@@ -265,23 +266,15 @@ class MessageBook:
         """Applies `decide` to the session's records until the write wins. Returns (decision's result, session);
         (None, None) when the session is gone. `decide` returns records to write, or None to write nothing."""
         while True:
-            try:
-                obj = self.store.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, self.store.namespace, SESSION_PLURAL, name,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            except ApiException as error:
-                if error.status == 404:
-                    return None, None
-                raise
+            obj = self.store.read(name)
+            if obj is None:
+                return None, None
             records, result = decide(records_of(obj))
             if records is None:
                 return result, obj
-            patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"],
-                                  "annotations": {ANNOTATION_SMS: json.dumps(records, separators=(",", ":"))}}}
             try:
-                written = self.store.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, self.store.namespace, SESSION_PLURAL, name, patch,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS)
+                written = self.store.patch_annotations(name, obj["metadata"]["resourceVersion"], {
+                    ANNOTATION_SMS: json.dumps(records, separators=(",", ":"))})
                 return result, written
             except ApiException as error:
                 if error.status != 409:  # 409: someone wrote in between; decide again on what is there now
@@ -290,24 +283,13 @@ class MessageBook:
     def waiting(self, lapsed_at: dt.datetime | None = None) -> list[tuple[str, str]]:
         """(session name, message id) of every QUEUED message of the install: what a starting pod resumes.
         With `lapsed_at`, only those nobody holds a claim on at that time (a retry's wait counts as a claim)."""
-        found, cursor = [], None
-        while True:
-            page = self.store.page(500, cursor)
-            for obj in page.items:
-                found += [(obj["metadata"]["name"], record["id"]) for record in records_of(obj)
-                          if record["state"] == State.QUEUED.value and (
-                              lapsed_at is None or not record.get("nextAttemptAt")
-                              or parse_time(record["nextAttemptAt"]) <= lapsed_at)]
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
+        return [(obj["metadata"]["name"], record["id"]) for obj in self.store.each() for record in records_of(obj)
+                if record["state"] == State.QUEUED.value and (
+                    lapsed_at is None or not record.get("nextAttemptAt")
+                    or parse_time(record["nextAttemptAt"]) <= lapsed_at)]
 
 
 # --- delivery -------------------------------------------------------------------------------------------------------
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class SmsService:
     """The SMS routes and the background worker that delivers queued messages (one task per message)."""
 
