@@ -1,13 +1,16 @@
-"""Fixtures shared by the integration tiers: one emulated Kubernetes API server per test run, with our CRDs."""
+"""Fixtures shared by the integration tiers: one real Kubernetes control plane per test run (cluster/), with our
+CRDs, and the identities the chart and the operator grant."""
 
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tmk_common.kubeclient import api_client
 
@@ -19,30 +22,80 @@ def load_yaml(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-class Cluster:
-    """The emulator handle and a client for it."""
+def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.1):
+    """Polls until `check` returns something truthy; a timeout names what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
 
-    def __init__(self, handle, api: client.ApiClient):
-        self.handle, self.api = handle, api
+
+class Cluster:
+    """The control plane and an admin client for it (what a test uses to arrange and to look)."""
+
+    def __init__(self, plane, api: client.ApiClient):
+        self.plane, self.api = plane, api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
     @property
     def kubeconfig(self) -> str:
-        return str(self.handle.kubeconfig)
+        return str(self.plane.kubeconfig)
+
+    def add_node(self, name: str, labels: dict[str, str] | None = None,
+                 addresses: dict[str, str] | None = None) -> None:
+        self.plane.add_node(name, labels, addresses)
+
+    def apply(self, documents: list[dict]) -> None:
+        """Server-side apply as cluster admin, the way `kubectl apply --server-side` does."""
+        for document in documents:
+            _apply(self.api, document)
+
+
+def _apply(api: client.ApiClient, document: dict) -> None:
+    from kubernetes.dynamic import DynamicClient
+
+    resource = DynamicClient(api).resources.get(api_version=document["apiVersion"], kind=document["kind"])
+    resource.server_side_apply(body=document, name=document["metadata"]["name"],
+                               namespace=document["metadata"].get("namespace"), field_manager="tests",
+                               force_conflicts=True)
+
+
+def install_crds(api: client.ApiClient) -> None:
+    extensions = client.ApiextensionsV1Api(api)
+    names = []
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        for crd in load_yaml(path):
+            try:
+                extensions.create_custom_resource_definition(crd)
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            names.append(crd["metadata"]["name"])
+
+    def established() -> bool:
+        for name in names:
+            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    wait_until(established, "the CRDs to be established")
 
 
 @pytest.fixture(scope="session")
-def cluster():
-    from kube_emulator.testing import running_emulator  # only the tiers that need a server load it
+def cluster(tmp_path_factory):
+    from tmk_cluster.controlplane import ControlPlane  # only the tiers that need a server start it
 
-    with running_emulator() as handle:
-        api = api_client(str(handle.kubeconfig))
-        extensions = client.ApiextensionsV1Api(api)
-        for path in sorted((ROOT / "crds").glob("*.yaml")):
-            for crd in load_yaml(path):
-                extensions.create_custom_resource_definition(crd)
-        yield Cluster(handle, api)
+    with ControlPlane(tmp_path_factory.mktemp("cluster"), durable=False) as plane:
+        api = api_client(str(plane.kubeconfig))
+        install_crds(api)
+        yield Cluster(plane, api)
+        plane.check()
 
 
 @pytest.fixture
@@ -50,4 +103,17 @@ def namespace(cluster) -> str:
     """A fresh namespace per test, so tests share one server without seeing each other's objects."""
     name = f"test-{next(_namespaces)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
+    # Pods need the namespace's default ServiceAccount, which the controller manager makes a moment later.
+    wait_until(lambda: _exists(lambda: cluster.core.read_namespaced_service_account("default", name)),
+               f"the default ServiceAccount of {name}")
     return name
+
+
+def _exists(read) -> bool:
+    try:
+        read()
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise

@@ -37,6 +37,23 @@ POD_CIDR = "10.244.0.0/16"
 # kwok manages the nodes that carry this annotation and no others.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 ADMIN = "tmk-admin"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+MARKER_PREFIX = "tmk-audit-mark-"  # ConfigMaps in `default` whose creation marks a point in the audit log
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One request the API server answered, from its audit log."""
+    verb: str
+    user: str
+    resource: str  # "pods", "pods/status", "tmkinstalls"
+    namespace: str | None
+    name: str | None
+    code: int
+
+    @property
+    def is_write(self) -> bool:
+        return self.verb in WRITE_VERBS
 
 
 class ControlPlaneError(RuntimeError):
@@ -259,6 +276,50 @@ class ControlPlane:
                     if error.code != 409:
                         raise
 
+    # -- the audit log --------------------------------------------------------------------------------------
+    def audit_mark(self) -> int:
+        """A point in the audit log; `audit_since(mark)` gives what the server answered after it."""
+        return self._mark()
+
+    def audit_since(self, mark: int) -> list[AuditEvent]:
+        """Every audited request answered between `mark` and now. The server writes an entry just after it
+        answers, so this first writes a marker of its own and reads up to its entry: nothing answered before the
+        call is missed."""
+        until = self._mark()
+        with open(self.audit_log, "rb") as log:
+            log.seek(mark)
+            lines = log.read(until - mark).splitlines()
+        events = []
+        for line in lines:
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            if (ref.get("name") or "").startswith(MARKER_PREFIX):
+                continue
+            resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            events.append(AuditEvent(entry["verb"], entry["user"]["username"], resource, ref.get("namespace"),
+                                     ref.get("name"), entry.get("responseStatus", {}).get("code", 0)))
+        return events
+
+    def _mark(self) -> int:
+        """Creates a marker ConfigMap and returns the audit log's size once the create's entry is in it."""
+        name = MARKER_PREFIX + os.urandom(6).hex()
+        path = "/api/v1/namespaces/default/configmaps"
+        start = self.audit_log.stat().st_size  # the marker's entry comes after everything there now
+        self._request("POST", path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+        needle = f'"name":"{name}"'.encode()
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                with open(self.audit_log, "rb") as log:
+                    log.seek(start)
+                    data = log.read()
+                if (position := data.find(needle)) >= 0:
+                    return start + data.find(b"\n", position) + 1
+                time.sleep(0.02)
+            raise ControlPlaneError("the audit log did not record a marker within 10s")
+        finally:
+            self._request("DELETE", f"{path}/{name}", {})
+
     # -- the components -------------------------------------------------------------------------------------
     def _component(self, name: str, binary: Path, *arguments: str) -> Component:
         return Component(name, [str(binary), *arguments], self.logs / f"{name}.log")
@@ -277,10 +338,12 @@ class ControlPlane:
     def _apiserver(self) -> Component:
         serving = self.pki.serving()
         policy = self.directory / "audit-policy.yaml"
-        # Writes only, without bodies: what a test counts ("a no-op reconcile writes nothing") and who wrote it.
+        # Who wrote what, without bodies, and what service accounts (our operator, our API) read: what a test
+        # counts ("an idle install is read and not written") and what a benchmark counts.
         policy.write_text(yaml.safe_dump({
             "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
-            "rules": [{"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+            "rules": [{"level": "Metadata", "verbs": list(WRITE_VERBS)},
+                      {"level": "Metadata", "verbs": ["get", "list"], "userGroups": ["system:serviceaccounts"]},
                       {"level": "None"}]}))
         return self._component(
             "kube-apiserver", self.binaries.apiserver,

@@ -5,9 +5,13 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import ROOT, load_yaml
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
+from tmk_operator.render.base import InstallRef
+from tmk_operator.render.tmk import api_identity
 
 API_KEY = "test-key-0123456789abcdefghijklmnopqrstuv"
 JWT_SECRET = "jwt-secret-0123456789abcdefghijklmnopqrstuv"
@@ -38,10 +42,23 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_api(cluster, namespace, clock):
+def api_kubeconfig(cluster, namespace) -> str:
+    """What the API runs with in a cluster: its own ServiceAccount, with the Role the operator renders for it.
+
+    The install is created (and no operator runs): the identity's objects are owned by it, and the garbage
+    collector removes objects whose owner does not exist."""
+    install = load_yaml(ROOT / "examples" / "tmkinstall.yaml")[0]
+    install["metadata"] = {"name": INSTALL, "namespace": namespace}
+    created = cluster.custom.create_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmkinstalls", install)
+    cluster.apply(api_identity(InstallRef(INSTALL, namespace, created["metadata"]["uid"])))
+    return str(cluster.plane.service_account_kubeconfig(namespace, f"{INSTALL}-api"))
+
+
+@pytest.fixture
+def make_api(api_kubeconfig, namespace, clock):
     def make(**overrides) -> TestClient:
         settings = api_settings(namespace, **overrides)
-        store = SessionStore(cluster.api, namespace, settings.install)
+        store = SessionStore(api_client(api_kubeconfig), namespace, settings.install)
         return TestClient(create_app(settings, store, clock=clock), raise_server_exceptions=False)
     return make
 

@@ -50,6 +50,16 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
                      ports=[tcp_port("http", c.API_PORT)], mounts=mounts, probes=probes)
     pod = pod_spec(spec, "api", [main], volumes, service_account=name)
     return [
+        *api_identity(install),
+        deployment(install, "api", pod, replicas=spec.api.replicas),
+        service(install, "api", [service_port("http", c.API_PORT)]),
+    ]
+
+
+def api_identity(install: InstallRef) -> list[dict]:
+    """The API's ServiceAccount and its Role, bound to it."""
+    name = child_name(install, "api")
+    return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(install, "api", name)},
         api_role(install),
         {
@@ -59,8 +69,6 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": install.namespace}],
         },
-        deployment(install, "api", pod, replicas=spec.api.replicas),
-        service(install, "api", [service_port("http", c.API_PORT)]),
     ]
 
 
