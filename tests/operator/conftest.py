@@ -14,6 +14,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import ROOT, load_yaml
+from tmk_cluster.controlplane import STORAGE_CLASS
 
 DRIFT_SECONDS = 2
 SWEEP_SECONDS = 1
@@ -70,8 +71,8 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    process = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+def operator(operator_kubeconfig, tmp_path_factory):
+    process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     process.start()
     yield process
     process.stop()
@@ -82,5 +83,7 @@ def example_install(namespace: str, **spec_changes) -> dict:
     install = copy.deepcopy(load_yaml(ROOT / "examples" / "tmkinstall.yaml")[0])
     install["metadata"] = {"name": "demo", "namespace": namespace}
     install["spec"]["jvb"]["mediaNodeLabel"] = f"tmk.io/media-{namespace}"
+    # The class this cluster has (kwok's: it provisions and binds claims); the example names a hospital's NFS.
+    install["spec"]["recordings"]["storageClassName"] = STORAGE_CLASS
     install["spec"].update(spec_changes)
     return install

@@ -1,4 +1,4 @@
-"""Our CRDs on the emulated API server, as a platform engineer meets them with kubectl."""
+"""Our CRDs on the real API server, as a platform engineer meets them with kubectl."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def create(cluster, install: dict) -> dict:
     ({"domains": {"site": "Not A Domain", "api": "api.example.org", "jitsi": "meet.example.org"}},
      "spec.domains.site"),
     ({"site": {"defaultLanguage": "de"}}, "spec.site.defaultLanguage"),
+    ({"tls": {}}, "spec.tls"),  # a CEL rule of the CRD: neither a Secret nor an issuer
 ])
 def test_an_invalid_install_is_refused_naming_the_field(cluster, namespace, change, field):
     install = example_install(namespace)

@@ -136,7 +136,8 @@ def test_an_evicted_unit_is_replaced_though_its_last_report_said_busy(cluster, n
     units.wait_for(["demo-jibri-0"])
     units.report("demo-jibri-0", "BUSY")
     # What the kubelet leaves of an evicted pod: the object stays, with a Failed phase.
-    cluster.handle.set_status("v1", "pods", namespace, "demo-jibri-0", {"phase": "Failed", "reason": "Evicted"})
+    cluster.core.patch_namespaced_pod_status("demo-jibri-0", namespace,
+                                             {"status": {"phase": "Failed", "reason": "Evicted"}})
     units.wait_for(["demo-jibri-1"])
 
 

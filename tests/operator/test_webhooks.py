@@ -26,12 +26,12 @@ GROUP, VERSION = "tmk.io", "v1alpha1"
 
 
 @pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
+def operator(operator_kubeconfig, tmp_path_factory):
     """The operator with short webhook timings (its settings are read from the environment at start)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TMK_WEBHOOK_INTERVAL_SECONDS", "0.3")
         env.setenv("TMK_WEBHOOK_RETRY_BASE_SECONDS", "0.3")
-        process = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+        process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
         process.start()
         yield process
         process.stop()
