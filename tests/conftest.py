@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,13 +14,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tmk_cluster import project
+from tmk_cluster.project import CHART, OPERATOR_NAMESPACE, OPERATOR_USER, RELEASE, server_side_apply  # noqa: F401
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "charts" / "tmk-operator"
-OPERATOR_NAMESPACE = "tmk-system"
-RELEASE = "tmk-operator"  # as the README installs it: the chart names its objects after the release
-OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
 _namespaces = itertools.count(1)
 
 
@@ -49,9 +46,7 @@ def tool(name: str) -> str:
 
 
 def helm_template(*arguments: str) -> list[dict]:
-    output = subprocess.run([tool("helm"), "template", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, *arguments],
-                            check=True, capture_output=True, text=True).stdout
-    return [doc for doc in yaml.safe_load_all(output) if doc]
+    return project.helm_template(tool("helm"), *arguments)
 
 
 class Cluster:
@@ -72,39 +67,7 @@ class Cluster:
 
     def apply(self, documents: list[dict]) -> None:
         """Server-side apply as cluster admin, the way `kubectl apply --server-side` does."""
-        for document in documents:
-            _apply(self.api, document)
-
-
-def _apply(api: client.ApiClient, document: dict) -> None:
-    from kubernetes.dynamic import DynamicClient
-
-    resource = DynamicClient(api).resources.get(api_version=document["apiVersion"], kind=document["kind"])
-    resource.server_side_apply(body=document, name=document["metadata"]["name"],
-                               namespace=document["metadata"].get("namespace"), field_manager="tests",
-                               force_conflicts=True)
-
-
-def install_crds(api: client.ApiClient) -> None:
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        for crd in load_yaml(path):
-            try:
-                extensions.create_custom_resource_definition(crd)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-            names.append(crd["metadata"]["name"])
-
-    def established() -> bool:
-        for name in names:
-            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-            if not any(c.type == "Established" and c.status == "True" for c in conditions):
-                return False
-        return True
-
-    wait_until(established, "the CRDs to be established")
+        server_side_apply(self.api, documents, "tests")
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +76,7 @@ def cluster(tmp_path_factory):
 
     with ControlPlane(tmp_path_factory.mktemp("cluster"), durable=False) as plane:
         api = api_client(str(plane.kubeconfig))
-        install_crds(api)
+        project.apply_crds(api, "tests")
         yield Cluster(plane, api)
         plane.check()
 
@@ -122,10 +85,7 @@ def cluster(tmp_path_factory):
 def operator_kubeconfig(cluster) -> str:
     """The operator's identity exactly as the chart grants it: its ServiceAccount, ClusterRole and binding, and a
     token from the TokenRequest API. A call the chart does not grant is a 403, as on a cluster."""
-    identity = [obj for obj in helm_template()
-                if obj["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
-    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}, *identity])
-    return str(cluster.plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_USER.rsplit(":", 1)[1]))
+    return str(project.operator_kubeconfig(cluster.plane, cluster.api, tool("helm"), "tests"))
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""What the project puts on a control plane before its processes start, shared by `make run` and the tests:
+our CRDs, and the operator's identity exactly as the chart grants it — its ServiceAccount, ClusterRole and
+binding, rendered by `helm template` (what a Helm install creates), with a token from the TokenRequest API."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "tmk-operator"
+OPERATOR_NAMESPACE = "tmk-system"
+RELEASE = "tmk-operator"  # as the README installs it: the chart names its objects after the release
+OPERATOR_ACCOUNT = RELEASE
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+IDENTITY_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+
+
+def server_side_apply(api: client.ApiClient, documents: list[dict], manager: str) -> None:
+    """`kubectl apply --server-side --force-conflicts` of each document, in order."""
+    dynamic = DynamicClient(api)
+    for document in documents:
+        resource = dynamic.resources.get(api_version=document["apiVersion"], kind=document["kind"])
+        resource.server_side_apply(body=document, name=document["metadata"]["name"],
+                                   namespace=document["metadata"].get("namespace"), field_manager=manager,
+                                   force_conflicts=True)
+
+
+def helm_template(helm: str, *arguments: str) -> list[dict]:
+    output = subprocess.run([helm, "template", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, *arguments],
+                            check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+def operator_kubeconfig(plane, api: client.ApiClient, helm: str, manager: str) -> Path:
+    """Creates the operator's identity as the chart grants it and returns a kubeconfig with its token."""
+    identity = [obj for obj in helm_template(helm) if obj["kind"] in IDENTITY_KINDS]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    server_side_apply(api, [namespace, *identity], manager)
+    return plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+
+
+def apply_crds(api: client.ApiClient, manager: str, timeout: float = 30) -> None:
+    """Applies crds/ and waits until the API server serves them."""
+    crds = [doc for path in sorted((ROOT / "crds").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
+            if doc]
+    server_side_apply(api, crds, manager)
+    extensions = client.ApiextensionsV1Api(api)
+    deadline = time.monotonic() + timeout
+    for crd in crds:
+        while not any(c.type == "Established" and c.status == "True" for c in
+                      extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CRD {crd['metadata']['name']} not established within {timeout}s")
+            time.sleep(0.1)
