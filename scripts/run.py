@@ -1,50 +1,75 @@
 """`make run`: the whole stack on this machine.
 
-Starts the emulated Kubernetes API server (unless --kubeconfig names a cluster), applies the CRDs, starts the
-operator, applies examples/tmkinstall.yaml as `demo` in namespace `tmk`, then serves the session API on
-127.0.0.1:8080 and the site on 127.0.0.1:4000 with the install's issued secrets. Ctrl-C stops all of it.
+Starts a real Kubernetes control plane on loopback (unless --kubeconfig names a cluster): etcd, kube-apiserver on
+127.0.0.1:6443, the controller manager, the scheduler and kwok with one media node. Applies the CRDs and the
+operator's RBAC as the chart grants it, starts the operator with that identity, applies examples/tmkinstall.yaml
+as `demo` in namespace `tmk`, then serves the session API (as the install's API ServiceAccount) on 127.0.0.1:8080
+and the site on 127.0.0.1:4000. Everything lives in .sandbox/: stop and start again, and the sessions, the issued
+Secrets and the API key are still there. No Jitsi or Jibri process runs here (kwok plays their pods): each new
+recorder unit reports idle once, as Jibri would on start. Ctrl-C stops all of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
 from kubernetes import client
-from kubernetes.dynamic import DynamicClient
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
 
+from tmk_cluster import project
+from tmk_cluster.controlplane import STORAGE_CLASS, ControlPlane, ControlPlaneError
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
+HELM = ROOT / ".tools" / "bin" / "helm"
 NAMESPACE, INSTALL = "tmk", "demo"
-EMULATOR_PORT, API_PORT, SITE_PORT = 6443, 8080, 4000
+API_SERVER_PORT, ETCD_PORT, API_PORT, SITE_PORT = 6443, 12379, 8080, 4000
+# How often the API keys follow their Secret, as a kubelet refreshes a mounted Secret (within a minute).
+SECRET_SYNC_SECONDS = 10
+MEDIA_NODE = {"name": "media-1", "labels": {"tmk.io/media": "true"},
+              "addresses": {"InternalIP": "10.0.0.11", "ExternalIP": "203.0.113.11"}}
+# The JVB runs on the host network, which only the privileged Pod Security level allows (docs/install.md).
+NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
 children: list[subprocess.Popen] = []
 
 
 def start(name: str, arguments: list[str], env: dict[str, str]) -> subprocess.Popen:
-    log = open(SANDBOX / f"{name}.log", "w")
+    log = open(SANDBOX / f"{name}.log", "a")
     process = subprocess.Popen([sys.executable, *arguments], env={**os.environ, **env}, stdout=log,
                                stderr=subprocess.STDOUT, cwd=ROOT)
     children.append(process)
     return process
 
 
-def wait_for(what: str, check, timeout: float = 30.0):
+def check_children(plane: ControlPlane | None) -> None:
+    for process in children:
+        if process.poll() is not None:
+            raise SystemExit(f"{' '.join(process.args[1:3])} stopped (exit {process.returncode}); "
+                             "see .sandbox/*.log")
+    if plane is not None:
+        try:
+            plane.check()
+        except ControlPlaneError as error:
+            raise SystemExit(f"the control plane stopped: {error}")
+
+
+def wait_for(what: str, check, plane: ControlPlane | None, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process in children:
-            if process.poll() is not None:
-                raise SystemExit(f"a process stopped early (exit {process.returncode}); see .sandbox/*.log")
+        check_children(plane)
         try:
             result = check()
             if result:
@@ -60,10 +85,9 @@ def http_ok(url: str) -> bool:
         return answer.status == 200
 
 
-def apply_objects(api: client.ApiClient, documents: list[dict]) -> None:
-    """Creates each object, leaving one that exists as it is (a second `make run` on a cluster)."""
+def create_missing(api: client.ApiClient, documents: list[dict]) -> None:
+    """Creates each object, leaving one that exists as it is: the user's edits survive a restart."""
     for document in documents:
-        # Discovery each time: a CRD created a moment ago brings its resources with it.
         resource = DynamicClient(api).resources.get(api_version=document["apiVersion"], kind=document["kind"])
         try:
             resource.create(body=document, namespace=document["metadata"].get("namespace"))
@@ -81,46 +105,91 @@ def secret_values(core: client.CoreV1Api, name: str) -> dict[str, str]:
     return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
 
 
+def write_keys(directory: Path, keys: dict[str, str]) -> None:
+    """The Secret's keys as files, the way a kubelet mounts it: added, changed and removed keys follow."""
+    directory.mkdir(exist_ok=True)
+    for stale in set(path.name for path in directory.iterdir()) - set(keys):
+        (directory / stale).unlink()
+    for key_id, key in keys.items():
+        path = directory / key_id
+        if not path.exists() or path.read_text() != key:
+            staged = directory / f".{key_id}.new"
+            staged.write_text(key)
+            staged.replace(path)
+
+
+def follow_keys(core: client.CoreV1Api, directory: Path, stop: threading.Event) -> None:
+    while not stop.wait(SECRET_SYNC_SECONDS):
+        try:
+            write_keys(directory, secret_values(core, f"{INSTALL}-api-keys"))
+        except ApiException as error:
+            print(f"could not refresh the API keys: {error.status} {error.reason}", file=sys.stderr)
+
+
+def report_new_units(core: client.CoreV1Api, token: str, stop: threading.Event) -> None:
+    """Plays the part of Jibri in each unit pod kwok runs (no Jibri runs here): a unit that has never reported
+    reports idle and healthy through the real webhook, once; what anyone reports afterwards stands."""
+    url = f"http://127.0.0.1:{API_PORT}/internal/jibri/{token}/v1/status"
+    while not stop.wait(1.0):
+        try:
+            pods = core.list_namespaced_pod(NAMESPACE, label_selector="tmk.io/component=jibri,!tmk.io/jibri-status")
+            for pod in pods.items:
+                if pod.status.phase == "Running":
+                    body = json.dumps({"jibriId": pod.metadata.name, "status": {
+                        "busyStatus": "IDLE", "health": {"healthStatus": "HEALTHY", "details": {}}}}).encode()
+                    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                    urllib.request.urlopen(request, timeout=5).close()
+        except (ApiException, OSError) as error:
+            print(f"a recorder unit could not report: {error}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kubeconfig", help="a real cluster's kubeconfig; the emulator is used when not given")
+    parser.add_argument("--kubeconfig", help="a real cluster's kubeconfig; a local control plane when not given")
     options = parser.parse_args()
     SANDBOX.mkdir(exist_ok=True)
-    kubeconfig = options.kubeconfig or str(SANDBOX / "kubeconfig")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    plane, stop = None, threading.Event()
     try:
-        if not options.kubeconfig:
-            start("emulator", ["-m", "kube_emulator", "--host", "127.0.0.1", "--port", str(EMULATOR_PORT),
-                               "--kubeconfig", kubeconfig], {})
-            wait_for("the emulated API server", lambda: http_ok(f"http://127.0.0.1:{EMULATOR_PORT}/readyz"))
+        if options.kubeconfig:
+            kubeconfig = options.kubeconfig
+        else:
+            plane = ControlPlane(SANDBOX / "cluster", api_port=API_SERVER_PORT, etcd_port=ETCD_PORT)
+            started = time.monotonic()
+            plane.start()
+            print(f"control plane up in {time.monotonic() - started:.1f}s", flush=True)
+            kubeconfig = str(plane.kubeconfig)
         api = api_client(kubeconfig)
         core = client.CoreV1Api(api)
-        for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            apply_objects(api, load(crd))
-        if not options.kubeconfig:
-            # The emulator has no nodes of its own: one media node, so that the JVB has somewhere to run.
-            apply_objects(api, [{"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": "media-1", "labels": {"tmk.io/media": "true", "kubernetes.io/hostname": "media-1"}},
-                "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.11"},
-                                         {"type": "ExternalIP", "address": "203.0.113.11"}]}}])
-        apply_objects(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
+        project.apply_crds(api, "make-run")
         example = load(ROOT / "examples" / "tmkinstall.yaml")
         for document in example:
             document["metadata"].update(name=INSTALL, namespace=NAMESPACE)
+        operator_env, api_kubeconfig = {"KUBECONFIG": kubeconfig}, kubeconfig
+        if plane is not None:
+            plane.add_node(MEDIA_NODE["name"], MEDIA_NODE["labels"], MEDIA_NODE["addresses"])
+            # The storage this cluster has: kwok's class provisions and binds the recordings claim.
+            example[0]["spec"].setdefault("recordings", {})["storageClassName"] = STORAGE_CLASS
+            operator_env["KUBECONFIG"] = str(project.operator_kubeconfig(plane, api, str(HELM), "make-run"))
+        create_missing(api, [{"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": NAMESPACE, "labels": NAMESPACE_LABELS}}])
         start("operator", ["-m", "tmk_operator", "--namespace", NAMESPACE],
-              {"KUBECONFIG": kubeconfig, "TMK_LIVENESS_URL": "http://127.0.0.1:8081/healthz"})
-        apply_objects(api, example)
-        jitsi = wait_for("the issued secrets", lambda: secret_values(core, f"{INSTALL}-jitsi"))
-        keys = wait_for("the API keys", lambda: secret_values(core, f"{INSTALL}-api-keys"))
+              {**operator_env, "TMK_LIVENESS_URL": "http://127.0.0.1:8081/healthz"})
+        create_missing(api, example)
+        jitsi = wait_for("the issued secrets", lambda: secret_values(core, f"{INSTALL}-jitsi"), plane)
+        keys = wait_for("the API keys", lambda: secret_values(core, f"{INSTALL}-api-keys"), plane)
         unit_token = wait_for("the Jibri webhook token",
-                              lambda: secret_values(core, f"{INSTALL}-jibri-webhook"))["token"]
+                              lambda: secret_values(core, f"{INSTALL}-jibri-webhook"), plane)["token"]
+        if plane is not None:
+            # The API runs as the ServiceAccount the operator rendered for it, with the Role it rendered.
+            api_kubeconfig = str(wait_for("the API's ServiceAccount", lambda: plane.service_account_kubeconfig(
+                NAMESPACE, f"{INSTALL}-api"), plane))
         keys_dir = SANDBOX / "api-keys"
-        keys_dir.mkdir(exist_ok=True)
-        for key_id, key in keys.items():
-            (keys_dir / key_id).write_text(key)
+        write_keys(keys_dir, keys)
+        threading.Thread(target=follow_keys, args=(core, keys_dir, stop), daemon=True).start()
         spec = example[0]["spec"]
         start("api", ["-m", "tmk_api"], {
-            "TMK_INSTALL": INSTALL, "TMK_NAMESPACE": NAMESPACE, "TMK_KUBECONFIG": kubeconfig,
+            "TMK_INSTALL": INSTALL, "TMK_NAMESPACE": NAMESPACE, "TMK_KUBECONFIG": api_kubeconfig,
             "TMK_SITE_DOMAIN": spec["domains"]["site"], "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"],
             "TMK_JWT_APP_ID": spec.get("jitsi", {}).get("jwtAppId", "tmk"),
             "TMK_JWT_APP_SECRET": jitsi["JWT_APP_SECRET"], "TMK_API_KEYS_DIR": str(keys_dir),
@@ -129,15 +198,19 @@ def main() -> None:
         start("site", ["-m", "tmk_site"], {
             "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"], "TMK_API_URL": f"http://127.0.0.1:{API_PORT}",
             "TMK_SITE_HOST": "127.0.0.1", "TMK_SITE_PORT": str(SITE_PORT)})
-        wait_for("the session API", lambda: http_ok(f"http://127.0.0.1:{API_PORT}/readyz"))
-        wait_for("the site", lambda: http_ok(f"http://127.0.0.1:{SITE_PORT}/healthz"))
+        wait_for("the session API", lambda: http_ok(f"http://127.0.0.1:{API_PORT}/readyz"), plane)
+        wait_for("the site", lambda: http_ok(f"http://127.0.0.1:{SITE_PORT}/healthz"), plane)
+        if plane is not None:
+            threading.Thread(target=report_new_units, args=(core, unit_token, stop), daemon=True).start()
+            wait_for("the install to be Ready", lambda: install_ready(api), plane, timeout=120)
         key = keys.get("default") or next(iter(keys.values()))
         print(f"""
-TMK is running (logs in .sandbox/*.log). Try:
+TMK is running (logs in .sandbox/*.log, the control plane's in .sandbox/cluster/logs). Try:
 
   export KUBECONFIG={kubeconfig}
   kubectl get tmki -n {NAMESPACE}
-  kubectl get all,ingress,secrets -n {NAMESPACE} -l tmk.io/install={INSTALL}
+  kubectl get pods,ingress,secrets -n {NAMESPACE} -l tmk.io/install={INSTALL}
+  kubectl explain tmkinstall.spec.jibri
 
   curl -s http://127.0.0.1:{API_PORT}/v1/abm/video/sessions/create/simple \\
     -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
@@ -155,13 +228,15 @@ TMK is running (logs in .sandbox/*.log). Try:
   API docs: http://127.0.0.1:{API_PORT}/docs
   A link from the answer opens locally as http://127.0.0.1:{SITE_PORT}/session/<id>?room=<room>&jwt=<jwt>
 
-Ctrl-C stops everything.""", flush=True)
-        while all(process.poll() is None for process in children):
+Ctrl-C stops everything; `make run` again keeps every session and key (`make clean-run` starts afresh).""",
+              flush=True)
+        while True:
+            check_children(plane)
             time.sleep(0.5)
-        raise SystemExit("a process stopped; see .sandbox/*.log")
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         for process in reversed(children):
             if process.poll() is None:
                 process.terminate()
@@ -170,6 +245,15 @@ Ctrl-C stops everything.""", flush=True)
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if plane is not None:
+            plane.stop()
+
+
+def install_ready(api: client.ApiClient) -> bool:
+    install = client.CustomObjectsApi(api).get_namespaced_custom_object("tmk.io", "v1alpha1", NAMESPACE,
+                                                                        "tmkinstalls", INSTALL)
+    conditions = (install.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ class ControlPlane:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.pki.ensure()
         self.api_port = self.api_port or free_port()
+        # etcd keeps its peer address in its data: a fixed client port (a kept data directory) fixes that too.
+        self.peer_port = self.etcd_port + 1 if self.etcd_port else free_port()
         self.etcd_port = self.etcd_port or free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         self._write_kubeconfig(self.kubeconfig, self.pki.client(ADMIN, "system:masters"))
@@ -345,7 +347,7 @@ class ControlPlane:
 
     def _etcd(self) -> Component:
         client = f"http://127.0.0.1:{self.etcd_port}"
-        peer = f"http://127.0.0.1:{free_port()}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
         arguments = [f"--data-dir={self.directory / 'etcd'}", f"--listen-client-urls={client}",
                      f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
                      f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=default={peer}",
