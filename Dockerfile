@@ -7,11 +7,11 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY common common
 COPY operator operator
-COPY emulator emulator
 COPY images/api images/api
 COPY images/site images/site
-# One pyproject holds every package; each image carries them all and runs one.
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
+# One pyproject holds every package; each image carries them all and runs one. cluster/ (the development
+# control plane) stays out: an empty folder gives the package finder nothing there.
+RUN mkdir -p cluster && python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11.14-slim-bookworm AS runtime
 # A passwd entry for uid 1000: kopf names itself after the user when no POD_ID is set, and fails without one.
