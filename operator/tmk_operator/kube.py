@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from tmk_common.constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, SESSION_KIND, SESSION_PLURAL
 from tmk_common.session_store import SessionStore
@@ -62,17 +63,28 @@ def path_of(api_version: str, kind: str, namespace: str | None, name: str | None
     return f"{base}/{name}" if name else base
 
 
-def wants_change(desired, live) -> bool:
+# Maps of quantities (a container's resources, a claim's storage): the API server stores each in its canonical
+# form (1024Mi as 1Gi, 0.5 as 500m), so they compare by value.
+QUANTITY_MAPS = frozenset({"requests", "limits"})
+
+
+def wants_change(desired, live, quantities: bool = False) -> bool:
     """True when `live` lacks something of `desired`. Fields the server adds (defaults, status, uid) are not
     differences; a changed or missing value, or a list of another length, is."""
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return True
-        return any(wants_change(value, live.get(key)) for key, value in desired.items())
+        return any(wants_change(value, live.get(key), quantities or key in QUANTITY_MAPS)
+                   for key, value in desired.items())
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return True
         return any(wants_change(d, l) for d, l in zip(desired, live))
+    if quantities and desired != live and isinstance(desired, str) and isinstance(live, str):
+        try:
+            return parse_quantity(desired) != parse_quantity(live)
+        except ValueError:
+            return True
     return desired != live
 
 
