@@ -4,6 +4,7 @@ A condition here is the tuple (type, status, reason, message); `set_condition` t
 status holds. Nothing reads the clock: `now` is passed in.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -33,8 +34,20 @@ ALL_READY = "AllReady"
 COMPONENTS_NOT_READY = "ComponentsNotReady"
 ACCEPTED = "Accepted"  # a session numbered and served by its install
 INSTALL_NOT_FOUND = "InstallNotFound"
+POD_SECURITY_REFUSED = "PodSecurityRefused"  # Pod Security admission refuses the component's pods
+CREATE_REFUSED = "CreateRefused"  # something else refuses to create them (a quota, another admission check)
 REASONS = (VALID, INVALID_SPEC, AVAILABLE, PROGRESSING, MISSING, NO_MEDIA_NODES, BOUND, PENDING, ALL_READY,
-           COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND)
+           COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND, POD_SECURITY_REFUSED, CREATE_REFUSED)
+# A component with problems of several kinds shows the one a person must act on first.
+SEVERITY = (POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
+
+# Pod Security: the namespace label that sets the level admission enforces, and the level each component's pods
+# need. Measured on kube-apiserver v1.36.3 with a server-side dry-run create of every pod the operator renders for
+# examples/tmkinstall.yaml: all but the videobridge pass `restricted`; the videobridge is refused by `baseline`
+# and `restricted` alike, with hostNetwork (host namespaces, hostPort) and with hostPort networking (hostPort).
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_LEVEL = {"jvb": "privileged", "prosody": "restricted", "jicofo": "restricted", "web": "restricted",
+                      "api": "restricted", "site": "restricted", "jibri": "restricted"}
 
 # Which condition each child's `tmk.io/component` label feeds.
 COMPONENT_CONDITION = {
@@ -80,22 +93,63 @@ def set_condition(conditions: list[dict], type: str, status: str, reason: str, m
     return [entry if cond["type"] == type else cond for cond in conditions]
 
 
-def workload_state(child: dict) -> tuple[bool, str]:
-    """(ready, why not) for a Deployment, from the status its controller wrote."""
-    kind, name = child["kind"], child["metadata"]["name"]
+def refused_detail(server_message: str) -> str:
+    """The server's words without the object's name: `pods "x" is forbidden: exceeded quota: ...` → `exceeded quota:
+    ...` (a ReplicaSet names a new pod on every try)."""
+    return server_message.split(" is forbidden: ", 1)[-1]
+
+
+def refusal(subject: str, component: str, namespace: str, server_message: str) -> tuple[str, str]:
+    """(reason, message) for pods the API server refused to create, from its own words (`pods "x" is forbidden:
+    violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), ...`). A Pod Security refusal
+    of the videobridge names the namespace label to set; one of a component whose pods pass `restricted` as
+    rendered points at what changed them on the way in."""
+    detail = refused_detail(server_message)
+    if not detail.startswith("violates PodSecurity"):
+        return CREATE_REFUSED, f"{subject} refused: {detail}"
+    level = POD_SECURITY_LEVEL[component]
+    if level == "restricted":
+        advice = (f"{component} pods as the operator renders them pass the level restricted: look for what "
+                  "changes them on the way in (a mutating admission webhook, such as a sidecar injector)")
+    else:
+        advice = (f"{component} pods need the level {level}: set the label {POD_SECURITY_ENFORCE_LABEL}={level} "
+                  f"on namespace {namespace} "
+                  f"(kubectl label namespace {namespace} {POD_SECURITY_ENFORCE_LABEL}={level} --overwrite)")
+    return POD_SECURITY_REFUSED, f"{subject} refused by Pod Security admission ({detail}); {advice}"
+
+
+def replica_failure(status: dict) -> dict | None:
+    """The condition the controller manager copies from a ReplicaSet whose pods it could not create."""
+    return next((cond for cond in status.get("conditions") or []
+                 if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True"
+                 and cond.get("reason") == "FailedCreate"), None)
+
+
+def workload_state(child: dict) -> tuple[str | None, str]:
+    """(the reason it is not ready, or None when it is; why) for a Deployment, from the status its controller
+    wrote."""
+    kind, meta = child["kind"], child["metadata"]
     wanted = child.get("spec", {}).get("replicas", 1)
     status = child.get("status") or {}
-    if status.get("observedGeneration", 0) < child["metadata"].get("generation", 1):
-        return False, f"{kind} {name}: change not yet picked up by its controller"
+    if status.get("observedGeneration", 0) < meta.get("generation", 1):
+        return PROGRESSING, f"{kind} {meta['name']}: change not yet picked up by its controller"
+    failure = replica_failure(status)
+    if failure:
+        return refusal(f"{kind} {meta['name']}: pods", meta.get("labels", {}).get(LABEL_COMPONENT, ""),
+                       meta.get("namespace", ""), failure.get("message", ""))
     have = status.get("availableReplicas", 0)
     if have < wanted:
-        return False, f"{kind} {name}: {have}/{wanted} ready"
-    return True, ""
+        return PROGRESSING, f"{kind} {meta['name']}: {have}/{wanted} ready"
+    return None, ""
 
 
-def claim_state(child: dict) -> tuple[bool, str]:
+def claim_state(child: dict) -> tuple[str | None, str]:
     phase = (child.get("status") or {}).get("phase", "Pending")
-    return phase == "Bound", f"PersistentVolumeClaim {child['metadata']['name']}: {phase}"
+    return None if phase == "Bound" else PENDING, f"PersistentVolumeClaim {child['metadata']['name']}: {phase}"
+
+
+def most_severe(reasons) -> str:
+    return min(reasons, key=SEVERITY.index)
 
 
 STATE_OF_KIND = {"Deployment": workload_state, "PersistentVolumeClaim": claim_state}
@@ -109,22 +163,22 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
     nodes, a node whose videobridge is missing makes JvbReady false.
     """
     expected = {*ALWAYS_EXPECTED, *((RECORDINGS_READY,) if spec and spec.jibri.enabled else ())}
-    problems: dict[str, list[str]] = {}
+    problems: dict[str, list[tuple[str, str]]] = {}  # (reason, why) per condition
     kinds: dict[str, str] = {}
     for child in children:
         state = STATE_OF_KIND.get(child["kind"])
         condition_type = COMPONENT_CONDITION.get(child["metadata"].get("labels", {}).get(LABEL_COMPONENT))
         if state is None or condition_type is None:
             continue
-        ready, why = state(child)
+        reason, why = state(child)
         problems.setdefault(condition_type, [])
         kinds[condition_type] = child["kind"]
-        if not ready:
-            problems[condition_type].append(why)
+        if reason:
+            problems[condition_type].append((reason, why))
     served = {child["metadata"].get("labels", {}).get(LABEL_MEDIA_NODE) for child in children}
     unserved = [node.name for node in nodes if node.name not in served]
     if unserved and JVB_READY in problems:
-        problems[JVB_READY].append(f"no videobridge yet on {', '.join(unserved)}")
+        problems[JVB_READY].append((PROGRESSING, f"no videobridge yet on {', '.join(unserved)}"))
     label = spec.jvb.media_node_label if spec else "spec.jvb.mediaNodeLabel"
     out = []
     for condition_type in sorted({*problems, *expected}):
@@ -134,22 +188,34 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
             else:
                 out.append(Condition(condition_type, "False", MISSING, "not created yet"))
         elif problems[condition_type]:
-            reason = PENDING if kinds[condition_type] == "PersistentVolumeClaim" else PROGRESSING
-            out.append(Condition(condition_type, "False", reason, "; ".join(problems[condition_type])))
+            found = problems[condition_type]
+            out.append(Condition(condition_type, "False", most_severe(reason for reason, _ in found),
+                                 "; ".join(why for _, why in found)))
         else:
             reason = BOUND if kinds[condition_type] == "PersistentVolumeClaim" else AVAILABLE
             out.append(Condition(condition_type, "True", reason, ""))
     return out
 
 
-def units_condition(jibri: dict) -> Condition:
-    """JibriReady from the pool's status: true when as many units report in (idle or recording) as are wanted."""
+def units_condition(jibri: dict, refused: Sequence[tuple[str, str]] = (), namespace: str = "") -> Condition:
+    """JibriReady from the pool's status: true when as many units report in (idle or recording) as are wanted.
+
+    `refused` holds (unit, the API server's words) for each unit the operator could not create this round; the
+    condition leads with them, units refused for the same cause named together."""
     wanted, reporting = jibri["wanted"], jibri["idle"] + jibri["busy"]
-    if reporting >= wanted:
+    if reporting >= wanted and not refused:
         return Condition(JIBRI_READY, "True", AVAILABLE, "")
-    return Condition(JIBRI_READY, "False", PROGRESSING,
-                     f"{reporting}/{wanted} units report in; {jibri['starting']} starting, "
-                     f"{jibri['unhealthy']} expired or unhealthy")
+    counts = (f"{reporting}/{wanted} units report in; {jibri['starting']} starting, "
+              f"{jibri['unhealthy']} expired or unhealthy")
+    if not refused:
+        return Condition(JIBRI_READY, "False", PROGRESSING, counts)
+    causes: dict[str, list[str]] = {}
+    for unit, message in refused:
+        causes.setdefault(refused_detail(message), []).append(unit)
+    found = [refusal(f"Pod{'s' if len(units) > 1 else ''} {', '.join(units)}", "jibri", namespace, detail)
+             for detail, units in causes.items()]
+    return Condition(JIBRI_READY, "False", most_severe(reason for reason, _ in found),
+                     "; ".join([*(why for _, why in found), counts]))
 
 
 def spec_condition(problems: list) -> Condition:

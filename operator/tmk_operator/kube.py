@@ -88,6 +88,14 @@ def wants_change(desired, live, quantities: bool = False) -> bool:
     return desired != live
 
 
+def status_message(error: ApiException) -> str:
+    """The message of the Status object the API server answered with (its reason when there is none)."""
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(error.reason)
+
+
 class Kube:
     def __init__(self, api: client.ApiClient):
         self.api = api
@@ -144,6 +152,18 @@ class Kube:
             if error.status != 409:
                 raise
             return self.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
+
+    def create_pod(self, desired: dict) -> str | None:
+        """Creates a pod the operator names itself (a Jibri unit) unless it exists. Returns None, or the API
+        server's words when it refuses the pod with 403 Forbidden (Pod Security admission, a quota, a policy):
+        the caller reports them and goes on with the rest of its work."""
+        try:
+            self.create_once(desired)
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            return status_message(error)
+        return None
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
         """Deletes the object; one already gone is no error."""

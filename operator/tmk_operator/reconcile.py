@@ -6,6 +6,7 @@ observe the media nodes → render → apply what differs → read the children'
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import secrets as random_source
@@ -87,11 +88,11 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     nodes = media_nodes(kube, spec)
     context = render_context(settings, ref, spec, nodes)
     children = [kube.apply(manifest)[0] for manifest in render_install(ref, spec, context)]
-    jibri = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
+    jibri, refused = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes)
     if spec.jibri.enabled:
-        found.append(conditions.units_condition(jibri))
+        found.append(conditions.units_condition(jibri, refused, ref.namespace))
     return {
         "observedGeneration": generation,
         "conditions": conditions.apply(current, found, generation, now),
@@ -103,8 +104,10 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
 
 
 def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext,
-                    last_scale: dt.datetime | None, now: dt.datetime) -> dict:
-    """Brings the Jibri units to the number wanted (the autoscaler's, when it is on) and returns `status.jibri`.
+                    last_scale: dt.datetime | None, now: dt.datetime) -> tuple[dict, list[tuple[str, str]]]:
+    """Brings the Jibri units to the number wanted (the autoscaler's, when it is on) and returns `status.jibri`
+    and (unit, the API server's words) for each unit whose creation was refused (admission, a quota): a refused
+    unit is tried again next round, and the rest of the pool's work goes on.
 
     Units are pods the operator names itself: it alone picks which unit goes, and never one that is recording."""
     template = render_jibri_template(ref, spec, context)
@@ -119,17 +122,23 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
             kube.scale_units(ref.namespace, ref.name, target, {units.SCALED_AT_ANNOTATION: format_time(now)})
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)
+    refused = []
     for name in plan.create:
-        kube.create_once(render_jibri_unit(template, name))
+        refusal = kube.create_pod(render_jibri_unit(template, name))
+        if refusal:
+            refused.append((name, refusal))
     for name in plan.drain:
         kube.label_unit(ref.namespace, name, {LABEL_JIBRI_DRAINING: "true"})
     for name in plan.undrain:
         kube.label_unit(ref.namespace, name, {LABEL_JIBRI_DRAINING: None})
     for name in plan.remove:
         kube.delete("v1", "Pod", ref.namespace, name)
+    if refused:
+        log.warning("Jibri units of %s/%s refused: %s", ref.namespace, ref.name, "; ".join(m for _, m in refused))
+        plan = dataclasses.replace(plan, create=tuple(name for name in plan.create if name not in dict(refused)))
     if plan != units.Plan():
         log.info("Jibri units of %s/%s: %s", ref.namespace, ref.name, plan)
-    return units.pool_status(selector, wanted, pool, plan, last_scale)
+    return units.pool_status(selector, wanted, pool, plan, last_scale), refused
 
 
 def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
@@ -139,8 +148,8 @@ def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime)
     if not isinstance(checked, InstallSpec):
         return {}
     ref = install_ref(body)
-    jibri = reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
-                            units.last_scale_time(body["metadata"]), now)
+    jibri, _ = reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
+                               units.last_scale_time(body["metadata"]), now)
     return {"jibri": jibri}
 
 

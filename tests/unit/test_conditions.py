@@ -153,3 +153,93 @@ def test_apply_drops_conditions_a_full_observation_no_longer_yields():
     assert next(c for c in invalid if c["type"] == "Ready")["reason"] == "InvalidSpec"
     valid = cond.apply(invalid, [("SpecValid", "True", "Valid", ""), ("ApiReady", "True", "Available", "")], 3, T1)
     assert {c["type"] for c in valid} == {"SpecValid", "ApiReady", "Ready"}
+
+
+# What kube-controller-manager v1.36.3 wrote on a JVB Deployment in a namespace labelled
+# pod-security.kubernetes.io/enforce=baseline (copied from the ReplicaSet it could not create pods for).
+JVB_REFUSED = ('pods "demo-jvb-node-a-b6d98c86-pn2gd" is forbidden: violates PodSecurity "baseline:latest": host '
+               'namespaces (hostNetwork=true), hostPort (container "jvb" uses hostPorts 10000, 8080)')
+# What kube-apiserver v1.36.3 answered (403 Forbidden) to a pod create beyond a ResourceQuota.
+QUOTA_REFUSED = ('pods "demo-jibri-0" is forbidden: exceeded quota: recorders, requested: requests.memory=2Gi, '
+                 'used: requests.memory=0, limited: requests.memory=1Gi')
+
+
+def refused_deployment(component, name, message, namespace="clinic"):
+    refused = deployment(component, name, 0)
+    refused["metadata"]["namespace"] = namespace
+    refused["status"] = {"observedGeneration": 1, "unavailableReplicas": 1, "conditions": [
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated"},
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": message}]}
+    return refused
+
+
+def test_a_videobridge_refused_by_pod_security_names_the_namespace_label_to_set():
+    children = healthy_stack()
+    children[3] = refused_deployment("jvb", "demo-jvb-node-a", JVB_REFUSED)
+    conditions = by_type(cond.component_conditions(children))
+    jvb = conditions["JvbReady"]
+    assert (jvb.status, jvb.reason) == ("False", "PodSecurityRefused")
+    assert jvb.message == (
+        'Deployment demo-jvb-node-a: pods refused by Pod Security admission (violates PodSecurity "baseline:latest": '
+        'host namespaces (hostNetwork=true), hostPort (container "jvb" uses hostPorts 10000, 8080)); jvb pods need '
+        "the level privileged: set the label pod-security.kubernetes.io/enforce=privileged on namespace clinic "
+        "(kubectl label namespace clinic pod-security.kubernetes.io/enforce=privileged --overwrite)")
+    assert conditions["ApiReady"].status == "True"
+    summary = cond.ready_summary(list(conditions.values()))
+    assert summary.reason == "ComponentsNotReady" and "pod-security.kubernetes.io/enforce=privileged" in summary.message
+
+
+def test_a_refusal_outranks_progress_in_the_same_component():
+    children = healthy_stack()
+    children[3] = refused_deployment("jvb", "demo-jvb-node-a", JVB_REFUSED)
+    children.append(deployment("jvb", "demo-jvb-node-b", 0))
+    jvb = by_type(cond.component_conditions(children))["JvbReady"]
+    assert jvb.reason == "PodSecurityRefused"
+    assert jvb.message.endswith("; Deployment demo-jvb-node-b: 0/1 ready")
+
+
+def test_pods_refused_for_another_cause_carry_the_servers_words():
+    children = healthy_stack()
+    children[4] = refused_deployment("api", "demo-api", QUOTA_REFUSED.replace("demo-jibri-0", "demo-api-7d9-x2"))
+    api = by_type(cond.component_conditions(children))["ApiReady"]
+    assert (api.status, api.reason) == ("False", "CreateRefused")
+    assert api.message == ("Deployment demo-api: pods refused: exceeded quota: recorders, "
+                           "requested: requests.memory=2Gi, used: requests.memory=0, limited: requests.memory=1Gi")
+
+
+def test_a_replica_failure_of_an_older_generation_waits_for_the_controller():
+    refused = refused_deployment("jvb", "demo-jvb-node-a", JVB_REFUSED)
+    refused["metadata"]["generation"] = 2
+    reason, why = cond.workload_state(refused)
+    assert reason == "Progressing" and "not yet picked up" in why
+
+
+def test_every_component_that_runs_pods_has_a_pod_security_level():
+    assert set(cond.POD_SECURITY_LEVEL) == set(cond.COMPONENT_CONDITION) - {"recordings"}
+    assert {level for component, level in cond.POD_SECURITY_LEVEL.items() if component != "jvb"} == {"restricted"}
+
+
+def test_recorder_units_refused_at_creation_make_jibri_not_ready_and_say_why():
+    pool = {"wanted": 2, "units": 0, "busy": 0, "idle": 0, "starting": 0, "unhealthy": 0, "draining": 0}
+    refused = [("demo-jibri-0", QUOTA_REFUSED),
+               ("demo-jibri-1", QUOTA_REFUSED.replace("demo-jibri-0", "demo-jibri-1"))]
+    jibri = cond.units_condition(pool, refused, "clinic")
+    assert (jibri.status, jibri.reason) == ("False", "CreateRefused")
+    assert jibri.message == ("Pods demo-jibri-0, demo-jibri-1 refused: exceeded quota: "
+                             "recorders, requested: requests.memory=2Gi, used: requests.memory=0, limited: "
+                             "requests.memory=1Gi; 0/2 units report in; 0 starting, 0 expired or unhealthy")
+    # Rendered units pass `restricted`; what can make them fail is an injected container, as kube-apiserver v1.36.3
+    # answered for a unit with an init container that adds NET_ADMIN and NET_RAW (as a mesh's sidecar injector does).
+    by_pod_security = [("demo-jibri-0", 'pods "demo-jibri-0" is forbidden: violates PodSecurity '
+                                         '"restricted:latest": unrestricted capabilities (container "istio-init" '
+                                         'must not include "NET_ADMIN", "NET_RAW" in '
+                                         'securityContext.capabilities.add)')]
+    jibri = cond.units_condition(pool, by_pod_security, "clinic")
+    assert jibri.reason == "PodSecurityRefused"
+    assert jibri.message.startswith('Pod demo-jibri-0 refused by Pod Security admission (violates PodSecurity '
+                                    '"restricted:latest": unrestricted capabilities')
+    assert "pass the level restricted: look for what changes them" in jibri.message
+    assert "kubectl label" not in jibri.message
+    # A refusal keeps the condition false even when enough units report in (the refused one is still missing).
+    assert cond.units_condition({**pool, "idle": 2}, refused[:1], "clinic").status == "False"
