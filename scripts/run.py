@@ -182,8 +182,8 @@ def main() -> None:
                               lambda: secret_values(core, f"{INSTALL}-jibri-webhook"), plane)["token"]
         if plane is not None:
             # The API runs as the ServiceAccount the operator rendered for it, with the Role it rendered.
-            api_kubeconfig = str(wait_for("the API's ServiceAccount", lambda: plane.service_account_kubeconfig(
-                NAMESPACE, f"{INSTALL}-api"), plane))
+            api_kubeconfig = str(wait_for("the API's ServiceAccount", lambda: project.api_kubeconfig(
+                plane, NAMESPACE, INSTALL), plane))
         keys_dir = SANDBOX / "api-keys"
         write_keys(keys_dir, keys)
         threading.Thread(target=follow_keys, args=(core, keys_dir, stop), daemon=True).start()

@@ -253,6 +253,17 @@ class ControlPlane:
         target = path or self.directory / f"sa-{namespace}-{name}.kubeconfig"
         return self._write_kubeconfig(target, token=answer["status"]["token"])
 
+    def wait_until_allowed(self, user: str, verb: str, resource: str, namespace: str, group: str = "",
+                           timeout: float = 30) -> None:
+        """Waits until the API server's authorizer lets `user` do it. A Role and RoleBinding just written take a
+        moment to reach the authorizer's cache: until then, the account's first requests are refused."""
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
+                           "resourceAttributes": {"verb": verb, "resource": resource, "group": group,
+                                                  "namespace": namespace}}}
+        self._wait(f"{user} to be allowed to {verb} {resource}", lambda: self._request(
+            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"].get("allowed"), timeout)
+
     def add_node(self, name: str, labels: dict[str, str] | None = None,
                  addresses: dict[str, str] | None = None) -> None:
         """A fake node that kwok keeps Ready; `addresses` by type (give an InternalIP, and an ExternalIP if it

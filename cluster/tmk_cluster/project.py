@@ -42,7 +42,19 @@ def operator_kubeconfig(plane, api: client.ApiClient, helm: str, manager: str) -
     identity = [obj for obj in helm_template(helm) if obj["kind"] in IDENTITY_KINDS]
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
     server_side_apply(api, [namespace, *identity], manager)
+    plane.wait_until_allowed(OPERATOR_USER, "watch", "tmkinstalls", "", group="tmk.io")
     return plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+
+
+def api_user(namespace: str, install: str) -> str:
+    """The user the install's session API runs as: the ServiceAccount the operator renders for it."""
+    return f"system:serviceaccount:{namespace}:{install}-api"
+
+
+def api_kubeconfig(plane, namespace: str, install: str) -> Path:
+    """A kubeconfig for the install's session API, once its Role (which the operator renders) is in force."""
+    plane.wait_until_allowed(api_user(namespace, install), "patch", "pods", namespace)
+    return plane.service_account_kubeconfig(namespace, f"{install}-api")
 
 
 def apply_crds(api: client.ApiClient, manager: str, timeout: float = 30) -> None:

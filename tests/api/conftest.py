@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import ROOT, load_yaml
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
+from tmk_cluster import project
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_operator.render.base import InstallRef
@@ -51,7 +52,7 @@ def api_kubeconfig(cluster, namespace) -> str:
     install["metadata"] = {"name": INSTALL, "namespace": namespace}
     created = cluster.custom.create_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmkinstalls", install)
     cluster.apply(api_identity(InstallRef(INSTALL, namespace, created["metadata"]["uid"])))
-    return str(cluster.plane.service_account_kubeconfig(namespace, f"{INSTALL}-api"))
+    return str(project.api_kubeconfig(cluster.plane, namespace, INSTALL))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import ROOT, load_yaml
+from tests.conftest import OPERATOR_USER, ROOT, load_yaml
 from tmk_cluster.controlplane import STORAGE_CLASS
 
 DRIFT_SECONDS = 2
@@ -40,6 +40,15 @@ def eventually(check, timeout: float = 20.0, interval: float = 0.2):
             last_error = error
         time.sleep(interval)
     raise AssertionError(f"not reached within {timeout}s: {last_error!r}")
+
+
+def wait_for_pool_rounds(cluster, namespace: str, rounds: int = 3) -> None:
+    """Waits until the operator has looked at the namespace's recorder units `rounds` more times (its LISTs of
+    pods, in the API server's audit log): how a test sees that a pool round came and did nothing, without a sleep."""
+    mark = cluster.plane.audit_mark()
+    eventually(lambda: sum(e.user == OPERATOR_USER and e.verb == "list" and e.resource == "pods"
+                           and e.namespace == namespace for e in cluster.plane.audit_since(mark)) >= rounds,
+               timeout=UNITS_SECONDS * rounds + 20)
 
 
 class OperatorProcess:

@@ -1,6 +1,6 @@
 """The Jibri unit pool, end to end: the running operator, units reporting through the API's webhook endpoint as
-Jibri would, and `kubectl scale`. The emulated API server runs no controllers: every unit decision is the
-operator's own."""
+Jibri would, and `kubectl scale`. The unit pods belong to no controller: every unit decision is the operator's
+own, and kwok runs the pods."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import api_settings
-from tests.operator.conftest import eventually, example_install
+from tests.operator.conftest import eventually, example_install, wait_for_pool_rounds
 from tests.operator.test_install import add_media_node, apply, get_install
 from tmk_api.app import create_app
+from tmk_cluster import project
 from tmk_common.constants import GROUP, VERSION
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 
 COOLDOWN_SECONDS = 6
@@ -27,7 +29,9 @@ def units_api(cluster, namespace: str) -> tuple[TestClient, str]:
     token = base64.b64decode(secret["token"]).decode()
     subscriber = base64.b64decode(secret["subscribers"]).decode()
     settings = api_settings(namespace, jibri_webhook_token=token)
-    app = create_app(settings, SessionStore(cluster.api, namespace, "demo"))
+    # As the install's API runs: with the ServiceAccount and Role the operator rendered for it.
+    identity = project.api_kubeconfig(cluster.plane, namespace, "demo")
+    app = create_app(settings, SessionStore(api_client(str(identity)), namespace, "demo"))
     return TestClient(app, raise_server_exceptions=False), subscriber.split(":8080", 1)[1] + "/v1/status"
 
 
@@ -104,7 +108,7 @@ def test_a_busy_unit_survives_a_scale_down_and_goes_once_idle(cluster, namespace
     units.wait_for(["demo-jibri-1", "demo-jibri-2"])
     eventually(lambda: units.labels("demo-jibri-2").get("tmk.io/jibri-draining") == "true")
     eventually(lambda: units.status()["draining"] == 1 and units.status()["busy"] == 2)
-    time.sleep(2)  # several pool rounds: the recording unit is still there
+    wait_for_pool_rounds(cluster, namespace)
     assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
 
     # A report with another token changes nothing.
@@ -112,7 +116,7 @@ def test_a_busy_unit_survives_a_scale_down_and_goes_once_idle(cluster, namespace
                             json={"jibriId": "demo-jibri-2", "status": {"busyStatus": "IDLE",
                                                                        "health": {"healthStatus": "HEALTHY"}}})
     assert forged.status_code == 401
-    time.sleep(1)
+    wait_for_pool_rounds(cluster, namespace)
     assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
 
     units.report("demo-jibri-2", "IDLE")
@@ -149,15 +153,15 @@ def test_autoscaling_keeps_one_idle_unit_and_does_not_flap_inside_the_cooldown(c
     units.wait_for(["demo-jibri-0", "demo-jibri-1"])
     units.report("demo-jibri-1", "BUSY")
     units.wait_for(["demo-jibri-0", "demo-jibri-1", "demo-jibri-2"])
+    seen_at = time.monotonic()  # the last scaling step came before this
     units.report("demo-jibri-2", "BUSY")
-    time.sleep(1)
+    wait_for_pool_rounds(cluster, namespace, rounds=2)
     assert len(units.names()) == 3, "never above maxUnits"
-    seen_at = time.monotonic()
     for name in units.names():
         units.report(name, "IDLE")
     # Every unit is idle now, but the last scaling step was moments ago: nothing goes inside the cooldown.
-    # (It began at most ~2.5 s before `seen_at`, counting the annotation's whole seconds: check well inside.)
-    while time.monotonic() - seen_at < COOLDOWN_SECONDS - 4:
+    # (Its annotation counts whole seconds, so the cooldown may end up to a second early: check until 2 s before.)
+    while time.monotonic() - seen_at < COOLDOWN_SECONDS - 2:
         assert len(units.names()) == 3
         time.sleep(0.3)
     units.wait_for(["demo-jibri-0"], timeout=COOLDOWN_SECONDS + 10)
@@ -204,7 +208,7 @@ def test_a_draining_unit_is_still_kept_and_then_removed_across_an_operator_resta
                                                   {"spec": {"site": {"replicas": 3}}})
     eventually(lambda: (lambda body: body["status"]["observedGeneration"] == body["metadata"]["generation"])(
         get_install(cluster, namespace)), timeout=30)
-    time.sleep(1)
+    wait_for_pool_rounds(cluster, namespace)
     assert units.names() == ["demo-jibri-0"], "the recording unit stays"
     units.report("demo-jibri-0", "IDLE")
     units.wait_for([])
