@@ -27,7 +27,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def eventually(check, timeout: float = 20.0, interval: float = 0.2):
+def eventually(check, timeout: float = 30.0, interval: float = 0.2):
     """Polls until `check` returns something truthy; the last failure explains a timeout."""
     deadline, last_error = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
