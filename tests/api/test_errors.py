@@ -10,6 +10,7 @@ from kubernetes import client
 
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 
 from .conftest import API_KEY, api_settings
@@ -126,3 +127,17 @@ def test_a_room_with_any_characters_is_a_plain_404_on_the_public_page(api):
     created = api.post(CREATE, json=ORIGINAL_BODY).json()["result"]
     answer = api.get(f"/v1/public/sessions/{created['sessionId']}", params={"room": "\u0080комната"})
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "SessionNotFound"
+
+
+def test_an_api_without_its_permissions_says_unavailable_not_conflict(cluster, namespace, caplog):
+    """A ServiceAccount without the Role (RBAC not yet in force, or a Role edited by hand): the Kubernetes API
+    answers 403. The caller cannot fix that by retrying its request as a conflict: 503, and the log says why."""
+    cluster.core.create_namespaced_service_account(namespace, {"metadata": {"name": "no-rights"}})
+    identity = cluster.plane.service_account_kubeconfig(namespace, "no-rights")
+    api = TestClient(create_app(api_settings(namespace), SessionStore(api_client(str(identity)), namespace, "demo")),
+                     raise_server_exceptions=False)
+    answer = api.post(CREATE, json=ORIGINAL_BODY, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "KubernetesUnavailable"
+    assert "403" in caplog.text and "permission" in caplog.text
+    assert stored_sessions(cluster, namespace) == []

@@ -91,7 +91,11 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
 
     @app.exception_handler(ApiException)
     async def kubernetes_error(_request: Request, error: ApiException):
-        if error.status and error.status < 500:
+        if error.status in (401, 403):
+            # Ours to fix, not the caller's: the API's ServiceAccount lacks a permission of its Role.
+            log.error("Kubernetes API refused the API's ServiceAccount (%s %s): check the permission of its Role",
+                      error.status, error.reason)
+        elif error.status and error.status < 500:
             log.error("Kubernetes API refused a request: %s %s", error.status, error.reason)
             return error_response(ApiError(409, "Conflict", "The session changed meanwhile; retry."))
         return unavailable()
