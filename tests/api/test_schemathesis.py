@@ -7,16 +7,17 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from tmk_api.app import create_app
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 
 from .conftest import API_KEY, api_settings
 
 
-def test_no_generated_request_gets_a_server_error(cluster, namespace, tmp_path):
+def test_no_generated_request_gets_a_server_error(api_kubeconfig, namespace, tmp_path):
     # Driven by hand rather than by schemathesis' pytest plugin, which does not run on this pytest yet.
     # With a recordings folder, so that generated download paths meet a real file system.
     with_recordings = api_settings(namespace, recordings_dir=str(tmp_path))
-    app = create_app(with_recordings, SessionStore(cluster.api, namespace, "demo"))
+    app = create_app(with_recordings, SessionStore(api_client(api_kubeconfig), namespace, "demo"))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8

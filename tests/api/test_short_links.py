@@ -19,6 +19,7 @@ import uvicorn
 from tmk_api.app import create_app
 from tmk_api.links import make_code, read_code
 from tmk_common.session import Role
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_site.app import create_app as create_site
 from tmk_site.settings import Settings as SiteSettings
@@ -111,9 +112,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def api_url(cluster, namespace, clock):
+def api_url(api_kubeconfig, namespace, clock):
     """Another API replica over the same cluster, served on loopback: what the site's server calls."""
-    app = create_app(api_settings(namespace), SessionStore(cluster.api, namespace, INSTALL), clock=clock)
+    app = create_app(api_settings(namespace), SessionStore(api_client(api_kubeconfig), namespace, INSTALL), clock=clock)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -19,6 +19,7 @@ from tmk_api.sms import (
     unseal, utc_now,
 )
 from tmk_common.install import InstallSpec
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_common.sms_rate_store import MAX_NUMBERS, give_slot_back, prune, rate_configmap_name, take_slot
 from tmk_operator.render import InstallRef, RenderContext, render_install
@@ -211,7 +212,7 @@ def test_api_replicas_share_one_limit_per_number_across_sessions(start_api, clus
 
 
 def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
-        make_api, start_api, gateway, cluster, namespace):
+        make_api, start_api, gateway, api_kubeconfig, namespace):
     # Two running pods; their first scan comes two seconds after start, then every two seconds.
     running = [start_api(scan_seconds=2.0), start_api(scan_seconds=2.0)]
     dead = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
@@ -221,8 +222,10 @@ def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
         "result"]["messageId"]
     # The dead pod claimed the message for its attempt and died before recording the outcome. Its claim, made with
     # the pods' own claim rule, lapses 3 s from now.
-    book = MessageBook(SessionStore(cluster.api, namespace, INSTALL))
-    (name,) = [obj["metadata"]["name"] for obj in SessionStore(cluster.api, namespace, INSTALL).page(10, None).items]
+    # What the dead pod wrote, written as it would have: with the API's own identity.
+    store = SessionStore(api_client(api_kubeconfig), namespace, INSTALL)
+    book = MessageBook(store)
+    (name,) = [obj["metadata"]["name"] for obj in store.page(10, None).items]
     claimed_at = utc_now() - dt.timedelta(seconds=LEASE_SECONDS - 3)
     step, _ = book.change(name, lambda records: claim(records, message_id, claimed_at))
     assert isinstance(step, dict) and step["attempts"] == 1, "a running pod claimed the message before the dead one"
