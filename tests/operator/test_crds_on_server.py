@@ -8,6 +8,8 @@ import subprocess
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.conftest import tool
+
 from .conftest import example_install
 
 GROUP, VERSION, PLURAL = "tmk.io", "v1alpha1", "tmkinstalls"
@@ -68,7 +70,7 @@ def test_a_stale_write_is_a_conflict(cluster, namespace):
 
 def test_kubectl_gets_and_scales_installs_by_short_name(cluster, namespace):
     create(cluster, example_install(namespace))
-    kubectl = ["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", namespace]
+    kubectl = [tool("kubectl"), "--kubeconfig", cluster.kubeconfig, "-n", namespace]
     subprocess.run([*kubectl, "scale", "tmki/demo", "--replicas=4"], check=True, capture_output=True)
     listed = subprocess.run([*kubectl, "get", "tmki"], check=True, capture_output=True, text=True).stdout
     assert listed.split("\n")[0].split() == ["NAME", "READY", "SITE", "JIBRI", "AGE"]

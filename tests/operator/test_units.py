@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import api_settings
+from tests.conftest import tool
 from tests.operator.conftest import eventually, example_install, wait_for_pool_rounds
 from tests.operator.test_install import add_media_node, apply, get_install
 from tmk_api.app import create_app
@@ -73,7 +74,7 @@ def install(cluster, namespace: str, **jibri) -> Units:
 
 
 def kubectl_scale(cluster, namespace: str, replicas: int) -> None:
-    subprocess.run(["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", namespace, "scale", "tmki/demo",
+    subprocess.run([tool("kubectl"), "--kubeconfig", cluster.kubeconfig, "-n", namespace, "scale", "tmki/demo",
                     f"--replicas={replicas}"], check=True, capture_output=True, timeout=30)
 
 

@@ -73,3 +73,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [namespaces]
   verbs: [list, watch]
 {{- end -}}
+
+{{/* "true" when this release must create the CRDs and a TmkInstall on a cluster that has no TmkInstall CRD yet
+     (a fresh cluster). Helm maps every object of a release to its API before it creates any, and a kind whose CRD
+     is not served yet fails ("no matches for kind TmkInstall"). Then, and only then, the CRDs go as pre-install
+     hooks and the TmkInstall as a post-install hook: Helm maps and creates a hook only when its turn comes. They
+     carry the release's ownership metadata, so the next upgrade (the CRD is there by then) adopts them as
+     ordinary objects of the release. `helm template` sees no cluster, so it renders the hooks. A rollback to
+     that first revision keeps both (resource policy); rolling forward from it needs `helm upgrade`, as `helm
+     rollback` fails on objects it finds in no manifest ("original object ... not found"). */}}
+{{- define "tmk-operator.freshInstall" -}}
+{{- if and .Release.IsInstall .Values.install.enabled .Values.crds.install
+      (not (lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "tmkinstalls.tmk.io")) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The ownership metadata Helm gives the objects of a release, for a hook that a later upgrade adopts. */}}
+{{- define "tmk-operator.ownership" -}}
+meta.helm.sh/release-name: {{ .Release.Name }}
+meta.helm.sh/release-namespace: {{ .Release.Namespace }}
+{{- end -}}
