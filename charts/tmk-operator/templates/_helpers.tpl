@@ -24,7 +24,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* What the operator may do in a namespace it manages: exactly the calls in operator/tmk_operator/kube.py and
-     kopf's own (watching, finalizers, events). tests/chart/test_rbac.py compares the two. */}}
+     kopf's own (watching, finalizers, events). tests/chart/test_chart.py compares the two. */}}
 {{- define "tmk-operator.namespacedRules" -}}
 - apiGroups: [tmk.io]
   resources: [tmkinstalls]
