@@ -27,6 +27,9 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     log_json: bool = False
     kubeconfig: str | None = None
+    # The cluster's DNS domain: names a component resolves without the pod's DNS search list (the Jitsi web
+    # image's nginx resolves its prosody upstream itself) are written out in full with it.
+    cluster_domain: str = "cluster.local"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -45,4 +48,5 @@ class Settings:
             webhook_timeout_seconds=float(env.get("TMK_WEBHOOK_TIMEOUT_SECONDS", defaults.webhook_timeout_seconds)),
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
             kubeconfig=env.get("TMK_KUBECONFIG") or env.get("KUBECONFIG") or None,
+            cluster_domain=(env.get("TMK_CLUSTER_DOMAIN") or defaults.cluster_domain).strip(".").lower(),
         )

@@ -165,7 +165,7 @@ def test_prosody_checks_tokens_of_the_app_and_grants_moderator_from_the_token():
     assert env["JWT_APP_ID"] == env["JWT_ACCEPTED_ISSUERS"] == env["JWT_ACCEPTED_AUDIENCES"] == "clinic-app"
     assert env["JWT_ALLOW_EMPTY"] == "0"
     assert "token_affiliation" in env["XMPP_MUC_MODULES"].split(",")
-    assert env["PUBLIC_URL"] == "https://meet.example.org"
+    assert "filter_iq_jibri" in env["XMPP_MODULES"].split(",")
     assert env["XMPP_DOMAIN"] == "meet.jitsi" and env["XMPP_HIDDEN_DOMAIN"] == "hidden.meet.jitsi"
     assert env["JWT_APP_SECRET"] == {"secretKeyRef": {"name": "demo-jitsi", "key": "JWT_APP_SECRET"}}
     assert env["S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES"] == "1"
@@ -173,7 +173,7 @@ def test_prosody_checks_tokens_of_the_app_and_grants_moderator_from_the_token():
 
 def test_jicofo_gives_no_automatic_ownership_and_finds_prosody():
     env = env_of(find(render(MINIMAL), "Deployment", "demo-jicofo"))
-    assert env["ENABLE_AUTO_OWNER"] == "0"
+    assert env["ENABLE_AUTO_OWNER"] == "0" and env["JICOFO_ENABLE_AUTH"] == "0"
     assert env["XMPP_SERVER"] == "demo-prosody.clinic.svc"
     assert env["JVB_BREWERY_MUC"] == "jvbbrewery" and env["JIBRI_BREWERY_MUC"] == "jibribrewery"
 
@@ -192,8 +192,19 @@ def test_existing_secret_is_referenced_instead_of_the_issued_one():
     assert refs == {"hospital-jitsi", "demo-jibri-webhook"}
 
 
+def test_web_reaches_prosody_by_its_full_name():
+    env = env_of(find(render(MINIMAL), "Deployment", "demo-web"))
+    assert env["XMPP_BOSH_URL_BASE"] == "http://demo-prosody.clinic.svc.cluster.local:5280"
+
+
+def test_prosody_probes_run_the_images_health_check_inside_the_container():
+    (container,) = pod_of(find(render(MINIMAL), "Deployment", "demo-prosody"))["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"] == {"command": ["/usr/local/bin/healthcheck.sh"]}
+
+
 @pytest.mark.parametrize("name, path, port", [
-    ("demo-prosody", "/health", 5280), ("demo-jicofo", "/about/health", 8888), ("demo-web", "/", 8000),
+    ("demo-jicofo", "/about/version", 8888), ("demo-web", "/", 8000),
     ("demo-jvb-node-a", "/about/health", 8080), ("demo-api", "/readyz", 8080), ("demo-site", "/healthz", 4000),
 ])
 def test_readiness_probes_use_the_documented_endpoints(name, path, port):

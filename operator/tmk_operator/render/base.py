@@ -37,6 +37,8 @@ class RenderContext:
     jitsi_secret_name: str
     api_keys_secret_name: str
     media_nodes: tuple[MediaNode, ...] = field(default=())
+    # The cluster's DNS domain (operator setting TMK_CLUSTER_DOMAIN), for names resolved without a search list.
+    cluster_domain: str = "cluster.local"
 
 
 def child_name(install: InstallRef, component: str) -> str:
@@ -95,12 +97,22 @@ def env_secret(name: str, secret: str, key: str | None = None) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
 
 
-def http_probe(path: str, port: int, *, period: int = 10, failures: int = 3, initial_delay: int = 0) -> dict:
-    probe = {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 5,
-             "failureThreshold": failures}
+def _probe(handler: dict, *, period: int, failures: int, initial_delay: int) -> dict:
+    probe = {**handler, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
     if initial_delay:
         probe["initialDelaySeconds"] = initial_delay
     return probe
+
+
+def http_probe(path: str, port: int, *, period: int = 10, failures: int = 3, initial_delay: int = 0) -> dict:
+    """The kubelet's GET from outside the container: only for endpoints that answer any client address."""
+    return _probe({"httpGet": {"path": path, "port": port}}, period=period, failures=failures,
+                  initial_delay=initial_delay)
+
+
+def exec_probe(command: list[str], *, period: int = 10, failures: int = 3, initial_delay: int = 0) -> dict:
+    """A command run inside the container: for endpoints that answer only on loopback."""
+    return _probe({"exec": {"command": command}}, period=period, failures=failures, initial_delay=initial_delay)
 
 
 def empty_dir(name: str, *, memory: bool = False, size: str | None = None) -> dict:
