@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
 from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane
+from tmk_cluster.waiting import wait_until  # noqa: F401 (the benchmarks import it from here)
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,17 +57,6 @@ def wait_http(url: str, timeout: float = 30.0, child: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
-
-
-def wait_until(check, what: str, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(interval)
 
 
 def user_of(namespace: str, account: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
 from tmk_cluster.project import CHART, OPERATOR_NAMESPACE, OPERATOR_USER, RELEASE, server_side_apply  # noqa: F401
+from tmk_cluster.waiting import wait_until  # noqa: F401 (the tiers import it from here)
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,18 +24,6 @@ _namespaces = itertools.count(1)
 
 def load_yaml(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.1):
-    """Polls until `check` returns something truthy; a timeout names what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(interval)
 
 
 def tool(name: str) -> str:

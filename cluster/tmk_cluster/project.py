@@ -5,12 +5,13 @@ binding, rendered by `helm template` (what a Helm install creates), with a token
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import yaml
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
+
+from tmk_cluster.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tmk-operator"
@@ -63,10 +64,8 @@ def apply_crds(api: client.ApiClient, manager: str, timeout: float = 30) -> None
             if doc]
     server_side_apply(api, crds, manager)
     extensions = client.ApiextensionsV1Api(api)
-    deadline = time.monotonic() + timeout
     for crd in crds:
-        while not any(c.type == "Established" and c.status == "True" for c in
-                      extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"CRD {crd['metadata']['name']} not established within {timeout}s")
-            time.sleep(0.1)
+        name = crd["metadata"]["name"]
+        wait_until(lambda: any(c.type == "Established" and c.status == "True" for c in
+                               extensions.read_custom_resource_definition(name).status.conditions or []),
+                   f"CRD {name} to be established", timeout)

@@ -1,0 +1,20 @@
+"""The one way the control plane's users wait: poll a condition with a deadline, never sleep a fixed time."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Polls until `check` returns something truthy and returns it; a timeout names what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(interval)
