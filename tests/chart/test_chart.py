@@ -102,6 +102,7 @@ def test_the_operators_intervals_come_from_values_as_its_settings_read_them(argu
     settings = Settings.from_env({key: value for key, value in env.items() if value is not None})
     assert settings.units_interval_seconds == float(expected)
     assert settings.drift_seconds == float(env["TMK_DRIFT_SECONDS"])
+    assert settings.cluster_domain == ("cluster.local" if not arguments else "k8s.clinic.internal")
 
 
 # --- RBAC: exactly what the code calls ------------------------------------------------------------------
