@@ -23,6 +23,9 @@ SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 DEFAULT_JITSI_TAG = "stable-11146-2"
 DEFAULT_JITSI_REGISTRY = "ghcr.io/jitsi"
 DEFAULT_MEDIA_NODE_LABEL = "tmk.io/media"
+# The managed TURN server's image (coturn's own Debian-based image), pinned like the Jitsi tag: a release of the
+# image is chosen on purpose, never followed.
+DEFAULT_TURN_IMAGE = "coturn/coturn:4.17.0-r0-debian"
 
 
 class Model(BaseModel):
@@ -62,10 +65,15 @@ class Jitsi(Model):
     jwt_app_id: str = Field(default="tmk", pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
 
 
+AdvertiseAddress = Annotated[str, Field(pattern=ADVERTISE_ADDRESS_PATTERN)]
+
+
 class Jvb(Model):
     networking: Literal["hostNetwork", "hostPort"] = "hostNetwork"
     port: int = Field(default=10000, ge=1024, le=65535)
-    advertise_addresses: list[Annotated[str, Field(pattern=ADVERTISE_ADDRESS_PATTERN)]] | None = None
+    # One list for the one media node; with several, each node's own list (the node name is the key).
+    advertise_addresses: list[AdvertiseAddress] | None = None
+    node_advertise_addresses: dict[str, list[AdvertiseAddress]] | None = None
     media_node_label: str = Field(default=DEFAULT_MEDIA_NODE_LABEL, min_length=1, max_length=317)
     stun_servers: list[Annotated[str, Field(pattern=HOST_PORT_PATTERN)]] | None = None
 
@@ -132,6 +140,34 @@ class Webhooks(Model):
     secret_ref: SecretKeyRef
 
 
+class ManagedTurn(Model):
+    """coturn, run by the operator on every media node."""
+
+    host: str = Field(max_length=253, pattern=DNS_NAME_PATTERN)
+    port: int = Field(default=3478, ge=1, le=65535)
+    tls_port: int = Field(default=443, ge=1, le=65535)
+    tls_secret_name: str = Field(max_length=253, pattern=OBJECT_NAME_PATTERN)
+    relay_min_port: int = Field(default=49152, ge=1024, le=65535)
+    relay_max_port: int = Field(default=65535, ge=1024, le=65535)
+    image: str = Field(default=DEFAULT_TURN_IMAGE, min_length=1)
+
+
+class ExternalTurn(Model):
+    """A TURN server run elsewhere that accepts the TURN REST API's time-limited credentials."""
+
+    host: str = Field(max_length=253, pattern=DNS_NAME_PATTERN)
+    port: int = Field(default=3478, ge=1, le=65535)
+    transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
+    tls_port: int | None = Field(default=None, ge=1, le=65535)
+    secret_ref: SecretKeyRef
+
+
+class Turn(Model):
+    managed: ManagedTurn | None = None
+    external: ExternalTurn | None = None
+    credential_ttl_seconds: int = Field(default=86400, ge=3600, le=604800)
+
+
 class Secrets(Model):
     existing_secret_name: str | None = Field(default=None, pattern=OBJECT_NAME_PATTERN, max_length=253)
 
@@ -163,6 +199,7 @@ class Components(Model):
     jibri: ComponentOptions | None = None
     api: ComponentOptions | None = None
     site: ComponentOptions | None = None
+    turn: ComponentOptions | None = None
 
 
 class InstallSpec(Model):
@@ -171,6 +208,7 @@ class InstallSpec(Model):
     ingress_class_name: str | None = None
     jitsi: Jitsi = Field(default_factory=Jitsi)
     jvb: Jvb = Field(default_factory=Jvb)
+    turn: Turn | None = None
     jibri: Jibri = Field(default_factory=Jibri)
     api: Api = Field(default_factory=Api)
     site: Site = Field(default_factory=Site)
@@ -213,8 +251,18 @@ class JibriStatus(Model):
     last_scale_time: str | None = None
 
 
+class BridgeStatus(Model):
+    node: str
+    addresses: list[str]
+
+
 class JvbStatus(Model):
     addresses: list[str] = Field(default_factory=list)
+    bridges: list[BridgeStatus] = Field(default_factory=list)
+
+
+class TurnStatus(Model):
+    servers: list[str] = Field(default_factory=list)
 
 
 class InstallStatus(Model):
@@ -223,3 +271,4 @@ class InstallStatus(Model):
     urls: Urls | None = None
     jibri: JibriStatus | None = None
     jvb: JvbStatus | None = None
+    turn: TurnStatus | None = None

@@ -19,6 +19,7 @@ JIBRI_READY = "JibriReady"
 API_READY = "ApiReady"
 SITE_READY = "SiteReady"
 RECORDINGS_READY = "RecordingsReady"
+TURN_READY = "TurnReady"
 READY = "Ready"
 
 # Reasons: one CamelCase word each.
@@ -36,8 +37,11 @@ ACCEPTED = "Accepted"  # a session numbered and served by its install
 INSTALL_NOT_FOUND = "InstallNotFound"
 POD_SECURITY_REFUSED = "PodSecurityRefused"  # Pod Security admission refuses the component's pods
 CREATE_REFUSED = "CreateRefused"  # something else refuses to create them (a quota, another admission check)
+SECRET_MISSING = "SecretMissing"  # a Secret the component needs is missing, or lacks a usable key
+CONFIGURED = "Configured"  # an external server is named and its secret is there (the operator does not probe it)
 REASONS = (VALID, INVALID_SPEC, AVAILABLE, PROGRESSING, MISSING, NO_MEDIA_NODES, BOUND, PENDING, ALL_READY,
-           COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND, POD_SECURITY_REFUSED, CREATE_REFUSED)
+           COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND, POD_SECURITY_REFUSED, CREATE_REFUSED, SECRET_MISSING,
+           CONFIGURED)
 # A component with problems of several kinds shows the one a person must act on first.
 SEVERITY = (POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
 
@@ -48,6 +52,9 @@ SEVERITY = (POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
 POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 POD_SECURITY_LEVEL = {"jvb": "privileged", "prosody": "restricted", "jicofo": "restricted", "web": "restricted",
                       "api": "restricted", "site": "restricted", "jibri": "restricted"}
+# The managed TURN server (spec.turn.managed) runs on the media nodes' host network as the videobridge does, and
+# binds 443 with the one capability NET_BIND_SERVICE: `baseline` and `restricted` refuse the host network.
+TURN_POD_SECURITY_LEVEL = "privileged"
 
 # Which condition each child's `tmk.io/component` label feeds.
 COMPONENT_CONDITION = {
@@ -107,7 +114,7 @@ def refusal(subject: str, component: str, namespace: str, server_message: str) -
     detail = refused_detail(server_message)
     if not detail.startswith("violates PodSecurity"):
         return CREATE_REFUSED, f"{subject} refused: {detail}"
-    level = POD_SECURITY_LEVEL[component]
+    level = TURN_POD_SECURITY_LEVEL if component == "turn" else POD_SECURITY_LEVEL[component]
     if level == "restricted":
         advice = (f"{component} pods as the operator renders them pass the level restricted: look for what "
                   "changes them on the way in (a mutating admission webhook, such as a sidecar injector)")
@@ -195,6 +202,35 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
             reason = BOUND if kinds[condition_type] == "PersistentVolumeClaim" else AVAILABLE
             out.append(Condition(condition_type, "True", reason, ""))
     return out
+
+
+def turn_condition(spec: InstallSpec, children: list[dict], nodes: tuple = (),
+                   secret_problems: Sequence[str] = ()) -> Condition | None:
+    """TurnReady, with spec.turn only. `secret_problems` are what the reconcile found wrong with the Secrets TURN
+    needs (the external server's shared secret, the managed server's TLS certificate), in words; `children` the
+    applied children, whose TURN Deployments (one per media node) show whether the managed servers run.
+
+    An external server is not probed: it counts as ready once its shared secret is there."""
+    if spec.turn is None:
+        return None
+    if secret_problems:
+        return Condition(TURN_READY, "False", SECRET_MISSING, "; ".join(secret_problems))
+    if spec.turn.external:
+        return Condition(TURN_READY, "True", CONFIGURED, f"external TURN server {spec.turn.external.host}")
+    if not nodes:
+        return Condition(TURN_READY, "False", NO_MEDIA_NODES,
+                         f"no node carries the label {spec.jvb.media_node_label}, so no TURN server runs")
+    servers = [child for child in children if child["kind"] == "Deployment"
+               and child["metadata"].get("labels", {}).get(LABEL_COMPONENT) == "turn"]
+    found = [state for state in map(workload_state, servers) if state[0]]
+    served = {child["metadata"].get("labels", {}).get(LABEL_MEDIA_NODE) for child in servers}
+    unserved = [node.name for node in nodes if node.name not in served]
+    if unserved:
+        found.append((PROGRESSING, f"no TURN server yet on {', '.join(unserved)}"))
+    if found:
+        return Condition(TURN_READY, "False", most_severe(reason for reason, _ in found),
+                         "; ".join(why for _, why in found))
+    return Condition(TURN_READY, "True", AVAILABLE, "")
 
 
 def units_condition(jibri: dict, refused: Sequence[tuple[str, str]] = (), namespace: str = "") -> Condition:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import secrets as random_source
 from collections.abc import Iterable
@@ -22,11 +23,12 @@ from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
 from .kube import Kube
-from .render import (InstallRef, MediaNode, RenderContext, render_install, render_issued_secrets, render_jibri_template,
-                     render_jibri_unit, validate_spec)
+from .render import (InstallRef, MediaNode, RenderContext, bridge_status, ice_servers, media_problems, render_install,
+                     render_issued_secrets, render_jibri_template, render_jibri_unit, render_turn_secret,
+                     shared_secret_problem, validate_spec)
 from .render.base import selector_labels
 from .render.media import template_hash
-from .secret_values import generate_secret_values
+from .secret_values import SECRET_BYTES, generate_secret_values
 from .sessions import desired_status, due_for_removal, is_numbered, status_changes
 from .settings import Settings
 
@@ -58,11 +60,33 @@ def ensure_issued_secrets(kube: Kube, ref: InstallRef, spec: InstallSpec) -> Non
     """Issues the install's secrets once. An existing Secret is never rewritten: a new password would break
     every running Jitsi component, and a new API key every integration."""
     wanted = render_issued_secrets(ref, generate_secret_values())
+    if spec.turn and spec.turn.managed:
+        wanted.append(render_turn_secret(ref, random_source.token_urlsafe(SECRET_BYTES)))
     for secret in wanted:
         if spec.secrets.existing_secret_name and secret["metadata"]["name"] == f"{ref.name}-jitsi":
             continue
         if kube.get("v1", "Secret", ref.namespace, secret["metadata"]["name"]) is None:
             kube.create_once(secret)
+
+
+def observe_turn(kube: Kube, ref: InstallRef, spec: InstallSpec) -> tuple[str, list[str]]:
+    """(a digest of the managed TURN server's certificate, what is wrong with the Secrets TURN needs) — read here,
+    judged by the pure functions: the renderers roll coturn when the digest changes, TurnReady names the problems."""
+    turn = spec.turn
+    if turn is None:
+        return "", []
+    if turn.external:
+        where = f"key {turn.external.secret_ref.key!r} of Secret {turn.external.secret_ref.name!r}"
+        value = (kube.secret_data(ref.namespace, turn.external.secret_ref.name) or {}).get(turn.external.secret_ref.key)
+        problem = shared_secret_problem(value, where)
+        return "", [problem] if problem else []
+    name = turn.managed.tls_secret_name
+    tls = kube.secret_data(ref.namespace, name) or {}
+    missing = [key for key in ("tls.crt", "tls.key") if not tls.get(key)]
+    if missing:
+        return "", [f"Secret {name!r} (the TURNS certificate for {turn.managed.host}) lacks {', '.join(missing)}"
+                    if tls else f"no Secret {name!r} (the TURNS certificate for {turn.managed.host})"]
+    return hashlib.sha256(tls["tls.crt"].encode()).hexdigest()[:16], []
 
 
 def render_context(settings: Settings, ref: InstallRef, spec: InstallSpec,
@@ -77,20 +101,33 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     """Returns the status the install should show. Writes to children only where they differ."""
     ref, generation = install_ref(body), body["metadata"].get("generation")
     current = list((body.get("status") or {}).get("conditions") or [])
-    checked = validate_spec(body.get("spec") or {})
-    if not isinstance(checked, InstallSpec):
-        message = "; ".join(f"{problem.field}: {problem.message}" for problem in checked)
+
+    def invalid(problems) -> dict:
+        message = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
         found = [(conditions.SPEC_VALID, "False", conditions.INVALID_SPEC, message)]
         return {"observedGeneration": generation,
                 "conditions": conditions.apply(current, found, generation, now)}
+
+    checked = validate_spec(body.get("spec") or {})
+    if not isinstance(checked, InstallSpec):
+        return invalid(checked)
     spec = checked
-    ensure_issued_secrets(kube, ref, spec)
     nodes = media_nodes(kube, spec)
+    # Checked before anything is written: one address list for several bridges would misroute media.
+    problems = media_problems(spec, nodes)
+    if problems:
+        return invalid(problems)
+    ensure_issued_secrets(kube, ref, spec)
+    certificate, turn_problems = observe_turn(kube, ref, spec)
     context = render_context(settings, ref, spec, nodes)
-    children = [kube.apply(manifest)[0] for manifest in render_install(ref, spec, context)]
+    children = [kube.apply(manifest)[0]
+                for manifest in render_install(ref, spec, context, turn_certificate=certificate)]
     jibri, refused = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes)
+    turn = conditions.turn_condition(spec, children, nodes, turn_problems)
+    if turn:
+        found.append(turn)
     if spec.jibri.enabled:
         found.append(conditions.units_condition(jibri, refused, ref.namespace))
     return {
@@ -99,7 +136,9 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
         "urls": {"site": f"https://{spec.domains.site}", "api": f"https://{spec.domains.api}",
                  "jitsi": f"https://{spec.domains.jitsi}"},
         "jibri": jibri,
-        "jvb": {"addresses": [node.address for node in nodes]},
+        "jvb": bridge_status(spec, nodes),
+        # None removes status.turn (a merge patch) once spec.turn is gone.
+        "turn": {"servers": ice_servers(spec)} if spec.turn else None,
     }
 
 

@@ -5,6 +5,7 @@ from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, RenderContext, container, deployment, env, env_secret, exec_probe, http_probe,
                    pod_spec, scratch_volumes, service, service_host, service_port, tcp_port)
+from .turn import TURN_JITSI_ENV, prosody_turn_env, web_stun_env
 
 # The variables each Jitsi image reads, with where docker-jitsi-meet (stable-11146-2) reads them. A test checks
 # that every variable given to a Jitsi container is listed here, so nothing is invented or misspelt; the
@@ -102,6 +103,10 @@ JITSI_ENV: dict[str, dict[str, str]] = {
         "JIBRI_WEBHOOK_SUBSCRIBERS": _JIBRI,
     },
 }
+
+# TURN and STUN (render/turn.py): what it gives prosody, web and the JVBs, with where each image reads it.
+for _image, _variables in TURN_JITSI_ENV.items():
+    JITSI_ENV[_image].update(_variables)
 
 # The internal XMPP domains (Jitsi's defaults); only PUBLIC_URL carries the public name. No guest domain:
 # ENABLE_GUESTS is off, so prosody renders no guest virtual host.
@@ -201,6 +206,8 @@ def render_prosody(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -
         env("JWT_ACCEPTED_AUDIENCES", app_id),
         env("JWT_ALLOW_EMPTY", False),
         *(jitsi_secret(ctx, key) for key in c.JITSI_SECRET_KEYS if key != "JWT_APP_SECRET"),
+        # TURN: external services with time-limited credentials (render/turn.py).
+        *prosody_turn_env(install, spec),
     ]
     ports = [tcp_port("xmpp-c2s", PROSODY_C2S_PORT), tcp_port("http", PROSODY_HTTP_PORT)]
     probes = {"readinessProbe": exec_probe(PROSODY_HEALTHCHECK),
@@ -255,6 +262,8 @@ def render_web(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         # TLS ends at the Ingress; plain HTTP inside also spares web its certificate volume.
         env("DISABLE_HTTPS", True),
         env("ENABLE_HTTP_REDIRECT", False),
+        # STUN for peer-to-peer calls: only servers of the install's choosing (render/turn.py).
+        *web_stun_env(spec),
     ]
     probes = {"readinessProbe": http_probe("/", WEB_HTTP_PORT),
               "livenessProbe": http_probe("/", WEB_HTTP_PORT, initial_delay=10)}

@@ -1,6 +1,7 @@
 """Media and recording: one videobridge per media node, the Jibri recorder units and the recordings volume."""
 
 import hashlib
+import ipaddress
 import json
 
 from tmk_common import constants as c
@@ -11,6 +12,8 @@ from .base import (InstallRef, MediaNode, RenderContext, child_name, container, 
 from .jitsi import (JIBRI_BREWERY_MUC, JITSI_SCRATCH, JVB_BREWERY_MUC, S6_ON_KUBERNETES, jitsi_image,
                     jitsi_secret, public_url, xmpp_env, xmpp_server)
 from .secrets import JIBRI_WEBHOOK_SUBSCRIBERS, jibri_webhook_secret_name
+from .turn import jvb_stun_env
+from .validate import PATTERN_HINTS, SpecProblem
 
 JVB_HEALTH_PORT = 8080
 # Changing this annotation on the pod template rolls the JVB pod, so a new public address takes effect.
@@ -26,14 +29,59 @@ def jvb_name(install: InstallRef, node: MediaNode) -> str:
     return f"{child_name(install, 'jvb')}-{node.name}"
 
 
+def advertised(spec: InstallSpec, node: MediaNode) -> list[str]:
+    """What the node's bridge announces to browsers: the node's own entry of nodeAdvertiseAddresses, else the
+    one list (valid with one media node only, see address_problems), else the node's address."""
+    by_node = spec.jvb.node_advertise_addresses or {}
+    return list(by_node.get(node.name) or spec.jvb.advertise_addresses or [node.address])
+
+
 def advertise_ips(spec: InstallSpec, node: MediaNode) -> str:
-    return ",".join(spec.jvb.advertise_addresses or [node.address])
+    return ",".join(advertised(spec, node))
+
+
+def address_problems(spec: InstallSpec, nodes: tuple[MediaNode, ...]) -> list[SpecProblem]:
+    """What is wrong with the advertised addresses for these media nodes (the observed nodes in, problems out).
+
+    Each bridge turns JVB_ADVERTISE_IPS into static NAT mappings from its own local address, so one list given
+    to several bridges sends browsers to the first node's address for conferences on the others.
+    """
+    jvb, problems = spec.jvb, []
+    if jvb.advertise_addresses and jvb.node_advertise_addresses:
+        problems.append(SpecProblem("spec.jvb", "set one of advertiseAddresses (the one media node's addresses) "
+                                                "and nodeAdvertiseAddresses (each node's own), not both"))
+    elif jvb.advertise_addresses and len(nodes) > 1:
+        names = ", ".join(node.name for node in nodes)
+        problems.append(SpecProblem(
+            "spec.jvb.advertiseAddresses",
+            f"one list for {len(nodes)} media nodes ({names}): each bridge would announce the same addresses, "
+            "and browsers would reach the wrong bridge; give each node its own addresses in "
+            "spec.jvb.nodeAdvertiseAddresses (keyed by node name) instead"))
+    for node_name, addresses in sorted((jvb.node_advertise_addresses or {}).items()):
+        for index, address in enumerate(addresses):
+            ip, _, port = address.partition("#")
+            where = f"spec.jvb.nodeAdvertiseAddresses.{node_name}[{index}]"
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                problems.append(SpecProblem(where, f"{ip!r} is not an IP address; write "
+                                                   f"{PATTERN_HINTS['advertiseAddresses']}"))
+            if port and not 1 <= int(port) <= 65535:
+                problems.append(SpecProblem(where, "port must be 1..65535"))
+    return problems
+
+
+def bridge_status(spec: InstallSpec, nodes: tuple[MediaNode, ...]) -> dict:
+    """status.jvb: what each media node's bridge announces, and every such address once (the firewall list)."""
+    bridges = [{"node": node.name, "addresses": advertised(spec, node)} for node in nodes]
+    every = [address for bridge in bridges for address in bridge["addresses"]]
+    return {"addresses": list(dict.fromkeys(every)), "bridges": bridges}
 
 
 def render_jvb(install: InstallRef, spec: InstallSpec, ctx: RenderContext, node: MediaNode) -> dict:
     """One JVB pinned to one node: the browser reaches it on that node's address, no UDP load balancer needed."""
     jvb = spec.jvb
-    advertised = advertise_ips(spec, node)
+    announced = advertise_ips(spec, node)
     env_list = [
         env(S6_ON_KUBERNETES, True),
         env("XMPP_SERVER", xmpp_server(install)),
@@ -41,10 +89,9 @@ def render_jvb(install: InstallRef, spec: InstallSpec, ctx: RenderContext, node:
         jitsi_secret(ctx, "JVB_AUTH_PASSWORD"),
         env("JVB_BREWERY_MUC", JVB_BREWERY_MUC),
         env("JVB_PORT", jvb.port),
-        env("JVB_ADVERTISE_IPS", advertised),
+        env("JVB_ADVERTISE_IPS", announced),
+        *jvb_stun_env(spec),
     ]
-    if jvb.stun_servers:
-        env_list.append(env("JVB_STUN_SERVERS", ",".join(jvb.stun_servers)))
     media_port = {"name": "media", "containerPort": jvb.port, "protocol": "UDP"}
     host_network = jvb.networking == "hostNetwork"
     if not host_network:
@@ -61,7 +108,7 @@ def render_jvb(install: InstallRef, spec: InstallSpec, ctx: RenderContext, node:
         selector={**selector_labels(install, "jvb"), c.LABEL_MEDIA_NODE: node.name},
         # The old pod holds the node's media port until it is gone.
         strategy={"type": "Recreate"},
-        pod_annotations={ADVERTISE_ANNOTATION: advertised},
+        pod_annotations={ADVERTISE_ANNOTATION: announced},
     )
 
 

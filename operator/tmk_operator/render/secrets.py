@@ -1,5 +1,5 @@
-"""The Secrets the operator issues once per install: the Jitsi values, the API keys and the Jibri webhook's
-token."""
+"""The Secrets the operator issues once per install: the Jitsi values, the API keys, the Jibri webhook's
+token and, with a managed TURN server, its shared secret."""
 
 import base64
 
@@ -13,6 +13,10 @@ JIBRI_WEBHOOK_TOKEN = "JIBRI_WEBHOOK_TOKEN"
 # Keys of `<install>-jibri-webhook`: the token the API checks, and the URL the units report to, which holds it.
 JIBRI_WEBHOOK_TOKEN_KEY = "token"
 JIBRI_WEBHOOK_SUBSCRIBERS = "subscribers"
+# Keys of `<install>-turn`, the managed TURN server's shared secret: the bare value prosody makes credentials
+# with, and the lines of coturn's configuration that hold it (so it never shows in coturn's arguments).
+TURN_CREDENTIALS_KEY = "TURN_CREDENTIALS"
+TURN_CONFIG_KEY = "turnserver.conf"
 
 
 def jitsi_secret_name(install: InstallRef) -> str:
@@ -25,6 +29,10 @@ def api_keys_secret_name(install: InstallRef) -> str:
 
 def jibri_webhook_secret_name(install: InstallRef) -> str:
     return child_name(install, "jibri-webhook")
+
+
+def turn_secret_name(install: InstallRef) -> str:
+    return child_name(install, "turn")
 
 
 def jibri_webhook_url(install: InstallRef, token: str) -> str:
@@ -70,3 +78,11 @@ def render_issued_secrets(install: InstallRef, values: dict[str, str]) -> list[d
                           {JIBRI_WEBHOOK_TOKEN_KEY: token, JIBRI_WEBHOOK_SUBSCRIBERS: jibri_webhook_url(install, token)},
                           immutable=True))
     return out
+
+
+def render_turn_secret(install: InstallRef, shared_secret: str) -> dict:
+    """`<install>-turn`, issued once with spec.turn.managed. Immutable: prosody and every coturn must hold the
+    same value, and a new one would void the credentials browsers hold."""
+    config = f"use-auth-secret\nstatic-auth-secret={shared_secret}\n"
+    return secret(install, turn_secret_name(install),
+                  {TURN_CREDENTIALS_KEY: shared_secret, TURN_CONFIG_KEY: config}, immutable=True)
