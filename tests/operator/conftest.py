@@ -17,6 +17,10 @@ from tests.conftest import OPERATOR_USER, ROOT, load_yaml
 from tmk_cluster.controlplane import STORAGE_CLASS
 
 DRIFT_SECONDS = 2
+# The most a test waits for what the operator and the cluster's controllers do together (drift rounds, pods
+# through kwok, the garbage collector): generous, since it only bounds a failure, and the suite must pass on a
+# loaded machine.
+SETTLE_SECONDS = 60
 SWEEP_SECONDS = 1
 UNITS_SECONDS = 0.5
 
@@ -27,7 +31,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def eventually(check, timeout: float = 30.0, interval: float = 0.2):
+def eventually(check, timeout: float = SETTLE_SECONDS, interval: float = 0.2):
     """Polls until `check` returns something truthy; the last failure explains a timeout."""
     deadline, last_error = time.monotonic() + timeout, None
     while time.monotonic() < deadline:

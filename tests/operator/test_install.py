@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 from kubernetes import client
 
 from tests.conftest import OPERATOR_USER
 
-from .conftest import DRIFT_SECONDS, eventually, example_install
+from .conftest import SETTLE_SECONDS, eventually, example_install
 
 GROUP, VERSION = "tmk.io", "v1alpha1"
 JITSI_SECRET_KEYS = {"JWT_APP_SECRET", "JICOFO_AUTH_PASSWORD", "JVB_AUTH_PASSWORD", "JIBRI_RECORDER_PASSWORD",
@@ -85,7 +84,7 @@ def test_every_child_is_rendered_and_ready_follows_the_children(cluster, install
 
     report_units_idle(cluster, namespace)
     ready = eventually(lambda: condition(get_install(cluster, namespace), "Ready")["status"] == "True"
-                       and get_install(cluster, namespace), timeout=DRIFT_SECONDS * 5)
+                       and get_install(cluster, namespace), timeout=SETTLE_SECONDS)
     assert ready["status"]["observedGeneration"] == ready["metadata"]["generation"]
 
 
@@ -120,7 +119,7 @@ def test_the_node_address_reaches_the_jvb_and_a_change_rolls_it(cluster, namespa
     cluster.core.patch_node_status(node, {"status": {"addresses": [
         {"type": "InternalIP", "address": "10.1.0.7"}, {"type": "ExternalIP", "address": "198.51.100.21"}]}})
     eventually(lambda: env_of(apps.read_namespaced_deployment(name, namespace))["JVB_ADVERTISE_IPS"]
-               == "198.51.100.21", timeout=DRIFT_SECONDS * 10)  # a drift reconcile, late on a loaded machine
+               == "198.51.100.21", timeout=SETTLE_SECONDS)  # a drift reconcile, late on a loaded machine
     # The status is written when that reconcile ends, a moment after the JVB is updated.
     eventually(lambda: get_install(cluster, namespace)["status"]["jvb"]["addresses"] == ["198.51.100.21"])
 
@@ -151,7 +150,7 @@ def test_an_idle_install_is_not_written_again(cluster, namespace, operator):
     assert jvb[0].spec.template.spec.containers[0].resources.requests == {"cpu": "500m", "memory": "1Gi"}
     report_units_idle(cluster, namespace)
     eventually(lambda: condition(get_install(cluster, namespace), "Ready")["status"] == "True",
-               timeout=DRIFT_SECONDS * 5)
+               timeout=SETTLE_SECONDS)
     mark = cluster.plane.audit_mark()
 
     def operator_requests():
@@ -159,7 +158,7 @@ def test_an_idle_install_is_not_written_again(cluster, namespace, operator):
 
     # Two drift reconciles, seen by the API server: each reads the install's Deployments again.
     eventually(lambda: sum(e.verb == "get" and e.resource == "deployments" and e.name == "demo-site"
-                           for e in operator_requests()) >= 2, timeout=DRIFT_SECONDS * 10)
+                           for e in operator_requests()) >= 2, timeout=SETTLE_SECONDS)
     assert [(e.verb, e.resource, e.name) for e in operator_requests() if e.is_write] == []
 
 
@@ -168,9 +167,9 @@ def test_a_child_deleted_or_edited_by_hand_is_set_back(cluster, installed):
     apps = client.AppsV1Api(cluster.api)
     apps.delete_namespaced_deployment("demo-site", namespace)
     apps.patch_namespaced_deployment("demo-api", namespace, {"spec": {"replicas": 7}})
-    eventually(lambda: apps.read_namespaced_deployment("demo-site", namespace), timeout=DRIFT_SECONDS * 5)
+    eventually(lambda: apps.read_namespaced_deployment("demo-site", namespace), timeout=SETTLE_SECONDS)
     eventually(lambda: apps.read_namespaced_deployment("demo-api", namespace).spec.replicas == 2,
-               timeout=DRIFT_SECONDS * 5)
+               timeout=SETTLE_SECONDS)
 
 
 def test_deleting_the_install_closes_its_sessions_and_keeps_recordings(cluster, installed):

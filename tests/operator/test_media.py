@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .conftest import DRIFT_SECONDS, eventually, example_install
+from .conftest import SETTLE_SECONDS, eventually, example_install
 from .test_install import apply, condition, env_of, get_install, secret_values
 
 MANAGED = {"host": "turn.clinic.example", "tlsSecretName": "turn-tls"}
@@ -72,7 +72,7 @@ def test_one_address_list_for_two_media_nodes_is_an_invalid_spec(cluster, namesp
 
     add_node(cluster, namespace, "media-b", "10.2.1.2", external="198.51.100.42")
     spec = eventually(lambda: condition(get_install(cluster, namespace), "SpecValid")["status"] == "False"
-                      and condition(get_install(cluster, namespace), "SpecValid"), timeout=DRIFT_SECONDS * 10)
+                      and condition(get_install(cluster, namespace), "SpecValid"), timeout=SETTLE_SECONDS)
     assert spec["reason"] == "InvalidSpec"
     assert spec["message"].startswith("spec.jvb.advertiseAddresses: one list for 2 media nodes")
     assert "spec.jvb.nodeAdvertiseAddresses" in spec["message"]
@@ -116,7 +116,7 @@ def test_managed_turn_runs_on_every_media_node_with_an_issued_secret(cluster, na
         "data": {"tls.crt": base64.b64encode(b"certificate").decode(), "tls.key": base64.b64encode(b"key").decode()}})
 
     ready = eventually(lambda: condition(get_install(cluster, namespace), "TurnReady")["status"] == "True"
-                       and condition(get_install(cluster, namespace), "TurnReady"), timeout=DRIFT_SECONDS * 15)
+                       and condition(get_install(cluster, namespace), "TurnReady"), timeout=SETTLE_SECONDS)
     assert ready["reason"] == "Available"
     shared = secret_values(cluster, namespace, "demo-turn")
     assert set(shared) == {"TURN_CREDENTIALS", "turnserver.conf"} and len(shared["TURN_CREDENTIALS"]) >= 32
@@ -144,5 +144,5 @@ def test_managed_turn_runs_on_every_media_node_with_an_issued_secret(cluster, na
     cluster.custom.patch_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmkinstalls", "demo",
                                                   {"spec": {"turn": {"credentialTtlSeconds": 7200}}})
     eventually(lambda: env_of(deployment(cluster, namespace, "demo-prosody"))["TURN_TTL"] == "7200",
-               timeout=DRIFT_SECONDS * 10)
+               timeout=SETTLE_SECONDS)
     assert secret_values(cluster, namespace, "demo-turn") == shared

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from .conftest import DRIFT_SECONDS, eventually, example_install
+from .conftest import SETTLE_SECONDS, eventually, example_install
 from .test_install import add_media_node, apply, condition, get_install
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -32,7 +32,7 @@ def test_a_videobridge_in_a_baseline_namespace_is_refused_until_the_namespace_al
     apply(cluster, example_install(namespace))
 
     jvb = eventually(lambda: reason_is(cluster, namespace, "JvbReady", "PodSecurityRefused"),
-                     timeout=DRIFT_SECONDS * 15)
+                     timeout=SETTLE_SECONDS)
     assert jvb["status"] == "False"
     assert 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' in jvb["message"]
     assert (f"set the label {ENFORCE}=privileged on namespace {namespace} "
@@ -48,12 +48,12 @@ def test_a_videobridge_in_a_baseline_namespace_is_refused_until_the_namespace_al
                           and 'violates PodSecurity "baseline:latest"' in event.message for event in failed)
     # Everything else passes `baseline` (and `restricted`): its pods are there, the recorder unit too.
     for component in ("prosody", "jicofo", "web", "api", "site", "jibri"):
-        eventually(lambda: pods(cluster, namespace, component), timeout=DRIFT_SECONDS * 5)
+        eventually(lambda: pods(cluster, namespace, component), timeout=SETTLE_SECONDS)
 
     enforce(cluster, namespace, "privileged")
     # The ReplicaSet controller retries on its own backoff; soon after the refusal it is a matter of seconds.
     eventually(lambda: pods(cluster, namespace, "jvb"), timeout=60)
-    jvb = eventually(lambda: reason_is(cluster, namespace, "JvbReady", "Available"), timeout=DRIFT_SECONDS * 15)
+    jvb = eventually(lambda: reason_is(cluster, namespace, "JvbReady", "Available"), timeout=SETTLE_SECONDS)
     assert jvb["status"] == "True"
 
 
@@ -69,7 +69,7 @@ def test_a_recorder_unit_refused_at_creation_is_reported_and_the_rest_goes_on(cl
     apply(cluster, example_install(namespace))
 
     jibri = eventually(lambda: reason_is(cluster, namespace, "JibriReady", "CreateRefused"),
-                       timeout=DRIFT_SECONDS * 15)
+                       timeout=SETTLE_SECONDS)
     assert jibri["status"] == "False"
     assert jibri["message"].startswith(
         "Pod demo-jibri-0 refused: exceeded quota: recorders, requested: requests.memory=2Gi, "
@@ -85,5 +85,5 @@ def test_a_recorder_unit_refused_at_creation_is_reported_and_the_rest_goes_on(cl
     cluster.core.patch_namespaced_resource_quota("recorders", namespace, {"spec": {"hard": {"requests.memory": "4Gi"}}})
     eventually(lambda: [pod.metadata.name for pod in pods(cluster, namespace, "jibri")] == ["demo-jibri-0"])
     # The unit exists and has not reported in yet.
-    jibri = eventually(lambda: reason_is(cluster, namespace, "JibriReady", "Progressing"), timeout=DRIFT_SECONDS * 15)
+    jibri = eventually(lambda: reason_is(cluster, namespace, "JibriReady", "Progressing"), timeout=SETTLE_SECONDS)
     assert jibri["message"] == "0/1 units report in; 1 starting, 0 expired or unhealthy"

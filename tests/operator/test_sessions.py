@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .conftest import eventually, example_install
+from .conftest import SETTLE_SECONDS, eventually, example_install
 from .test_install import GROUP, VERSION, apply
 
 PLURAL = "tmksessions"
@@ -66,7 +66,7 @@ def test_ended_sessions_are_removed_after_retention(cluster, namespace, operator
                                                   {"spec": {"closed": True}})
     names = lambda: {item["metadata"]["name"] for item in cluster.custom.list_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL)["items"]}
-    eventually(lambda: names() == {"kept"}, timeout=10)
+    eventually(lambda: names() == {"kept"}, timeout=SETTLE_SECONDS)
 
 
 def test_a_session_of_an_unknown_install_says_what_to_fix(cluster, namespace, operator):

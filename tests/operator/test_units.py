@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import api_settings
 from tests.conftest import tool
-from tests.operator.conftest import eventually, example_install, wait_for_pool_rounds
+from tests.operator.conftest import SETTLE_SECONDS, eventually, example_install, wait_for_pool_rounds
 from tests.operator.test_install import add_media_node, apply, get_install
 from tmk_api.app import create_app
 from tmk_cluster import project
@@ -94,7 +94,7 @@ def test_kubectl_scales_the_units_up_and_down(cluster, namespace, operator):
     units.wait_for(["demo-jibri-0"])
     eventually(lambda: units.status()["units"] == 1)
     ready = eventually(lambda: next(c for c in get_install(cluster, namespace)["status"]["conditions"]
-                                    if c["type"] == "JibriReady" and c["status"] == "True"), timeout=10)
+                                    if c["type"] == "JibriReady" and c["status"] == "True"), timeout=SETTLE_SECONDS)
     assert ready["reason"] == "Available"
 
 
