@@ -94,7 +94,7 @@ def render_context(settings: Settings, ref: InstallRef, spec: InstallSpec,
     return RenderContext(
         api_image=settings.api_image, site_image=settings.site_image,
         jitsi_secret_name=spec.secrets.existing_secret_name or f"{ref.name}-jitsi",
-        api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes)
+        api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes, cluster_domain=settings.cluster_domain)
 
 
 def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:

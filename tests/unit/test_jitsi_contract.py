@@ -159,8 +159,6 @@ def test_web_names_prosody_in_full_because_nginx_resolves_it_without_search_doma
 
 # --- Jibri start ---
 
-@pytest.mark.xfail(strict=True, reason="the Jibri unit template is rendered in render/media.py, which does not "
-                                       "pass DISPLAY yet (jitsi.JIBRI_DISPLAY); drop this mark when it does")
 def test_jibri_has_an_x_display():
     """jitsi/docker-jitsi-meet stable-11146-2, jibri/rootfs/etc/s6-overlay/scripts/config: "DISPLAY is necessary
     for start" — with DISPLAY empty it kills pid 1; scripts/xorg starts Xorg on ${DISPLAY}; jibri.yml sets

@@ -129,9 +129,6 @@ PROSODY_HOST_MODULES = ("filter_iq_jibri",)
 PROSODY_HEALTHCHECK = ["/usr/local/bin/healthcheck.sh"]
 PROSODY_C2S_PORT = 5222
 PROSODY_HTTP_PORT = 5280
-# External components: nothing listens here since prosody.cfg.lua sets `component_ports = { }`; kept only for
-# the network policy.
-PROSODY_COMPONENT_PORT = 5347
 JICOFO_REST_PORT = 8888
 # Served whenever jicofo's REST server runs; /about/health exists only with jicofo's own health checks on.
 JICOFO_PROBE_PATH = "/about/version"

@@ -9,7 +9,7 @@ from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, MediaNode, RenderContext, child_name, container, deployment, empty_dir, env,
                    env_secret, http_probe, metadata, pod_spec, scratch_volumes, selector_labels, tcp_port)
-from .jitsi import (JIBRI_BREWERY_MUC, JITSI_SCRATCH, JVB_BREWERY_MUC, S6_ON_KUBERNETES, jitsi_image,
+from .jitsi import (JIBRI_BREWERY_MUC, JIBRI_DISPLAY, JITSI_SCRATCH, JVB_BREWERY_MUC, S6_ON_KUBERNETES, jitsi_image,
                     jitsi_secret, public_url, xmpp_env, xmpp_server)
 from .secrets import JIBRI_WEBHOOK_SUBSCRIBERS, jibri_webhook_secret_name
 from .turn import jvb_stun_env
@@ -144,6 +144,7 @@ def render_jibri_template(install: InstallRef, spec: InstallSpec, ctx: RenderCon
         jitsi_secret(ctx, "JIBRI_XMPP_PASSWORD"),
         jitsi_secret(ctx, "JIBRI_RECORDER_PASSWORD"),
         env("JIBRI_BREWERY_MUC", JIBRI_BREWERY_MUC),
+        env("DISPLAY", JIBRI_DISPLAY),  # the image's start script stops the container without one
         # The pod name is the unit's id in the brewery and in its webhook reports.
         {"name": "JIBRI_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         env("JIBRI_RECORDING_DIR", RECORDINGS_DIR),

@@ -6,7 +6,7 @@ from tmk_common import constants as c
 from tmk_common.install import InstallSpec
 
 from .base import InstallRef, RenderContext, child_name, metadata, selector_labels
-from .jitsi import JICOFO_REST_PORT, PROSODY_C2S_PORT, PROSODY_COMPONENT_PORT, PROSODY_HTTP_PORT
+from .jitsi import JICOFO_REST_PORT, PROSODY_C2S_PORT, PROSODY_HTTP_PORT
 
 
 def render_disruption_budgets(install: InstallRef) -> list[dict]:
@@ -53,7 +53,6 @@ def render_network_policies(install: InstallRef, spec: InstallSpec, ctx: RenderC
     if spec.jvb.networking == "hostNetwork":
         jvb_hosts = [host_block(node.internal_address or node.address) for node in ctx.media_nodes]
     return [
-        only_from_install(install, "prosody", [PROSODY_C2S_PORT, PROSODY_HTTP_PORT, PROSODY_COMPONENT_PORT],
-                          jvb_hosts),
+        only_from_install(install, "prosody", [PROSODY_C2S_PORT, PROSODY_HTTP_PORT], jvb_hosts),
         only_from_install(install, "jicofo", [JICOFO_REST_PORT], []),
     ]
