@@ -310,3 +310,71 @@ def test_every_component_names_the_same_xmpp_domains():
             if key.startswith("XMPP_") and key.endswith("_DOMAIN"):
                 seen.setdefault(key, set()).add(value)
     assert seen and all(len(values) == 1 for values in seen.values()), seen
+
+
+def test_jvb_stops_gracefully_through_the_images_own_script():
+    """jitsi/jitsi-videobridge stable/jitsi-meet_11146, debian/install and resources/graceful_shutdown.sh: the
+    package ships /usr/share/jitsi-videobridge/graceful_shutdown.sh, which POSTs {"graceful-shutdown": "true"} to
+    http://localhost:8080/colibri/shutdown and polls /colibri/stats until no participant is left, then waits for the
+    bridge's process to exit. Plain SIGTERM (s6-overlay's stage 3, just-containers/s6-overlay v3.2.3.0 README)
+    stops the bridge at once, ending every conference on it."""
+    container = main_container("jvb")
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == \
+        "/usr/share/jitsi-videobridge/graceful_shutdown.sh"
+
+
+def test_jvb_enables_the_rest_apis_its_graceful_shutdown_needs():
+    """jitsi/docker-jitsi-meet stable-11146-2, jvb/rootfs/defaults/jvb.conf: videobridge.rest.shutdown.enabled is
+    SHUTDOWN_REST_ENABLED and videobridge.apis.rest.enabled is COLIBRI_REST_ENABLED, both false by default;
+    jitsi/jitsi-videobridge stable/jitsi-meet_11146, jvb/src/main/resources/reference.conf: the shutdown API
+    requires the COLIBRI API, and Stats.java serves /colibri/stats only with it."""
+    values = env("jvb")
+    assert values["SHUTDOWN_REST_ENABLED"] == "1" and values["COLIBRI_REST_ENABLED"] == "1"
+
+
+def test_jvb_grace_outlasts_a_consultation():
+    """jitsi/jitsi-videobridge stable/jitsi-meet_11146, jvb/src/main/kotlin/org/jitsi/videobridge/shutdown/
+    ShutdownManager.kt and reference.conf: in graceful shutdown the bridge keeps its conferences until they empty
+    (graceful-shutdown-max-duration 24 hours), then waits shutting-down-delay (1 minute) before it exits; the
+    kubelet's default 30 s grace would kill it mid-consultation."""
+    assert pod("jvb")["terminationGracePeriodSeconds"] >= 1800
+
+
+def test_jibri_stops_its_recording_before_sigterm():
+    """jitsi/jibri master of 2026-08-05 (no stable tag for 11146), src/main/kotlin/org/jitsi/jibri/Main.kt and
+    api/http/internal/InternalHttpApi.kt: POST /jibri/api/internal/v1.0/shutdown (what the package's
+    /opt/jitsi/jibri/shutdown.sh sends) stops the running service, which writes the metadata and runs the
+    finalize script, then exits 255; the request is answered before that, and Jibri installs no JVM shutdown hook,
+    so SIGTERM alone does none of it. jitsi/docker-jitsi-meet stable-11146-2, jibri/rootfs/etc/s6-overlay/scripts/
+    jibri-finish: exit 255 stops the container."""
+    command = " ".join(main_container("jibri")["lifecycle"]["preStop"]["exec"]["command"])
+    assert "/opt/jitsi/jibri/shutdown.sh" in command
+    assert "while" in command  # waits for Jibri to be gone, not only for the request to be answered
+
+
+def test_jibri_grace_leaves_time_to_finalize():
+    """jitsi/jibri master of 2026-08-05, src/main/kotlin/org/jitsi/jibri/service/impl/
+    JibriServiceFinalizeCommandRunner.kt: the finalize script is waited for without a limit; the kubelet's grace
+    bounds it."""
+    assert pod("jibri")["terminationGracePeriodSeconds"] >= 300
+
+
+@pytest.mark.parametrize("component", ["prosody", "jicofo", "web"])
+def test_signalling_components_stop_on_sigterm_without_a_hook(component):
+    """jitsi/docker-jitsi-meet stable-11146-2: prosody, jicofo and web have no graceful-shutdown script
+    (prosody/, jicofo/, web/rootfs/etc/s6-overlay/scripts run prosody -F, jicofo.sh and nginx in the foreground);
+    base/Dockerfile sets neither S6_KILL_GRACETIME nor S6_SERVICES_GRACETIME (3000 ms each by default,
+    just-containers/s6-overlay v3.2.3.0 README), so the kubelet's default grace is enough and no hook is rendered."""
+    assert "lifecycle" not in main_container(component)
+
+
+def test_tokens_fit_prosodys_time_checks():
+    """jitsi/jitsi-meet resources/prosody-plugins/luajwtjitsi.lib.lua (read at a commit near the tag, not the
+    tag itself): exp and nbf must be numbers; the token is refused when os.time() >= exp or os.time() < nbf, by
+    prosody's own clock and with no leeway option (token/util.lib.lua passes none)."""
+    start = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
+    claims = token_claims(app_id="tmk", room="r", role=Role.PATIENT, session_id=1, name="P",
+                          window=Window(not_before=start, expires_at=start + dt.timedelta(minutes=30)),
+                          recording_consent=False)
+    assert isinstance(claims["nbf"], int) and isinstance(claims["exp"], int)
+    assert claims["exp"] - claims["nbf"] == 1800 and claims["nbf"] == int(start.timestamp())

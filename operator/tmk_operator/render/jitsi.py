@@ -84,6 +84,8 @@ JITSI_ENV: dict[str, dict[str, str]] = {
         "JVB_PORT": _JVB,
         "JVB_ADVERTISE_IPS": _JVB,
         "JVB_STUN_SERVERS": _JVB,
+        "COLIBRI_REST_ENABLED": _JVB,
+        "SHUTDOWN_REST_ENABLED": _JVB,
     },
     "jibri": {
         S6_ON_KUBERNETES: _S6,

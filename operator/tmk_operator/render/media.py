@@ -16,6 +16,14 @@ from .turn import jvb_stun_env
 from .validate import PATTERN_HINTS, SpecProblem
 
 JVB_HEALTH_PORT = 8080
+# Shipped by the jitsi-videobridge2 package; polls /colibri/stats until no participant is left.
+JVB_GRACEFUL_SHUTDOWN = "/usr/share/jitsi-videobridge/graceful_shutdown.sh"
+# How long a consultation may go on after its bridge was told to stop: the longest we wait before the kill.
+JVB_SHUTDOWN_GRACE_SECONDS = 3600
+# Jibri's internal API (127.0.0.1:3333) stops the recording cleanly, runs the finalize step and exits; the
+# request returns before that, so the hook then waits for Jibri's own API (127.0.0.1:2222) to go away.
+JIBRI_STOP = ("/opt/jitsi/jibri/shutdown.sh; "
+              "while curl -s -o /dev/null --max-time 5 http://127.0.0.1:2222/jibri/api/v1.0/health; do sleep 2; done")
 # Changing this annotation on the pod template rolls the JVB pod, so a new public address takes effect.
 ADVERTISE_ANNOTATION = f"{c.GROUP}/advertise-ips"
 RECORDINGS_DIR = "/storage/recordings"
@@ -91,6 +99,10 @@ def render_jvb(install: InstallRef, spec: InstallSpec, ctx: RenderContext, node:
         env("JVB_PORT", jvb.port),
         env("JVB_ADVERTISE_IPS", announced),
         *jvb_stun_env(spec),
+        # The image's graceful_shutdown.sh (the preStop below) needs the shutdown REST API, which jvb.conf's
+        # reference says needs the COLIBRI REST API too.
+        env("COLIBRI_REST_ENABLED", True),
+        env("SHUTDOWN_REST_ENABLED", True),
     ]
     media_port = {"name": "media", "containerPort": jvb.port, "protocol": "UDP"}
     host_network = jvb.networking == "hostNetwork"
@@ -101,8 +113,12 @@ def render_jvb(install: InstallRef, spec: InstallSpec, ctx: RenderContext, node:
               "livenessProbe": http_probe("/about/health", JVB_HEALTH_PORT, initial_delay=30)}
     main = container(spec, "jvb", name="jvb", image=jitsi_image(spec, "jvb"), env_list=env_list,
                      ports=[media_port, tcp_port("http", JVB_HEALTH_PORT)], mounts=mounts, probes=probes)
+    # SIGTERM ends every conference on the bridge at once. The preStop asks for a graceful shutdown (no new
+    # conferences here) and waits until the last participant has left and the bridge has exited.
+    main["lifecycle"] = {"preStop": {"exec": {"command": [JVB_GRACEFUL_SHUTDOWN, "-s"]}}}
     network = {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"} if host_network else {}
-    pod = pod_spec(spec, "jvb", [main], volumes, node_selector={"kubernetes.io/hostname": node.name}, **network)
+    pod = pod_spec(spec, "jvb", [main], volumes, node_selector={"kubernetes.io/hostname": node.name},
+                   terminationGracePeriodSeconds=JVB_SHUTDOWN_GRACE_SECONDS, **network)
     return deployment(
         install, "jvb", pod, replicas=1, name=jvb_name(install, node),
         selector={**selector_labels(install, "jvb"), c.LABEL_MEDIA_NODE: node.name},
@@ -159,6 +175,8 @@ def render_jibri_template(install: InstallRef, spec: InstallSpec, ctx: RenderCon
     mounts += [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "recordings", "mountPath": RECORDINGS_DIR}]
     main = container(spec, "jibri", name="jibri", image=jitsi_image(spec, "jibri"), env_list=env_list, ports=[],
                      mounts=mounts)
+    # SIGTERM alone kills Jibri without stopping its recording (no shutdown hook): the file is not finalized.
+    main["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/bash", "-c", JIBRI_STOP]}}}
     meta = metadata(install, "jibri", "")
     del meta["name"]
     return {
