@@ -45,6 +45,7 @@ class Cluster:
         self.plane, self.api = plane, api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.added_nodes: list[str] = []
 
     @property
     def kubeconfig(self) -> str:
@@ -53,6 +54,16 @@ class Cluster:
     def add_node(self, name: str, labels: dict[str, str] | None = None,
                  addresses: dict[str, str] | None = None) -> None:
         self.plane.add_node(name, labels, addresses)
+        self.added_nodes.append(name)
+
+    def delete_added_nodes(self) -> None:
+        for name in self.added_nodes:
+            try:
+                self.core.delete_node(name)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        self.added_nodes.clear()
 
     def apply(self, documents: list[dict]) -> None:
         """Server-side apply as cluster admin, the way `kubectl apply --server-side` does."""
@@ -85,7 +96,12 @@ def namespace(cluster) -> str:
     # Pods need the namespace's default ServiceAccount, which the controller manager makes a moment later.
     wait_until(lambda: _exists(lambda: cluster.core.read_namespaced_service_account("default", name)),
                f"the default ServiceAccount of {name}")
-    return name
+    yield name
+    # What a test leaves would keep the operator, the controllers and kwok busy for the rest of the run (every
+    # install is reconciled on each drift round, every node heartbeats): the namespace and the test's nodes go.
+    # The deletion runs on its own (the operator, while it runs, closes the install's sessions first).
+    cluster.core.delete_namespace(name)
+    cluster.delete_added_nodes()
 
 
 def _exists(read) -> bool:
