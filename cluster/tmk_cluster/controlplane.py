@@ -15,8 +15,10 @@ again over the same directory keeps every object.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -37,6 +39,7 @@ POD_CIDR = "10.244.0.0/16"
 # kwok manages the nodes that carry this annotation and no others.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 ADMIN = "tmk-admin"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # kwok's StorageClass, the cluster's default: its stages provision and bind claims of this class.
 STORAGE_CLASS = "kwok-volume"
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
@@ -68,6 +71,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _end_with_parent() -> None:
+    """In the child before exec: Linux sends SIGTERM to it when the process that started it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -84,8 +94,11 @@ class Component:
 
     def start(self) -> None:
         handle = open(self.log, "ab")
+        # A session of its own (a Ctrl-C meant for `make run` does not reach it before the orderly stop), and
+        # ended with its parent: a test run or `make run` that is killed leaves no control plane behind.
         self.process = subprocess.Popen(self.arguments, stdout=handle, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_end_with_parent)
         handle.close()
 
     def failure(self) -> str | None:
