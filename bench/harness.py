@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
 from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane
-from tmk_cluster.waiting import wait_until  # noqa: F401 (the benchmarks import it from here)
+from tmk_cluster.waiting import exists, wait_until  # noqa: F401 (the benchmarks import wait_until from here)
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ class Bench:
     def namespace(self, name: str) -> str:
         """A namespace whose default ServiceAccount exists (pods need it; the controller manager adds it)."""
         self.core.create_namespace({"metadata": {"name": name}})
-        wait_until(lambda: _exists(lambda: self.core.read_namespaced_service_account("default", name)),
+        wait_until(lambda: exists(lambda: self.core.read_namespaced_service_account("default", name)),
                    f"the default ServiceAccount of {name}")
         return name
 
@@ -97,7 +97,7 @@ class Bench:
         """The API's own ServiceAccount with the Role the operator renders for it. When no operator runs in the
         namespace, the benchmark applies what the operator would (owned by the install, as the operator does)."""
         account = f"{install}-api"
-        wait_until(lambda: _exists(lambda: self.core.read_namespaced_service_account(account, namespace)),
+        wait_until(lambda: exists(lambda: self.core.read_namespaced_service_account(account, namespace)),
                    f"the ServiceAccount {namespace}/{account}", timeout)
         return str(self.plane.service_account_kubeconfig(namespace, account))
 
@@ -154,16 +154,6 @@ class Follow:
                     self._version = self._list()
                 except Exception:
                     time.sleep(1)
-
-
-def _exists(read) -> bool:
-    try:
-        read()
-        return True
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise
 
 
 @contextlib.contextmanager

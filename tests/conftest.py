@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
 from tmk_cluster.project import CHART, OPERATOR_NAMESPACE, OPERATOR_USER, RELEASE, server_side_apply  # noqa: F401
-from tmk_cluster.waiting import wait_until  # noqa: F401 (the tiers import it from here)
+from tmk_cluster.waiting import exists, wait_until  # noqa: F401 (the tiers import wait_until from here)
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def namespace(cluster) -> str:
     name = f"test-{next(_namespaces)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
     # Pods need the namespace's default ServiceAccount, which the controller manager makes a moment later.
-    wait_until(lambda: _exists(lambda: cluster.core.read_namespaced_service_account("default", name)),
+    wait_until(lambda: exists(lambda: cluster.core.read_namespaced_service_account("default", name)),
                f"the default ServiceAccount of {name}")
     yield name
     # What a test leaves would keep the operator, the controllers and kwok busy for the rest of the run (every
@@ -102,13 +102,3 @@ def namespace(cluster) -> str:
     # The deletion runs on its own (the operator, while it runs, closes the install's sessions first).
     cluster.core.delete_namespace(name)
     cluster.delete_added_nodes()
-
-
-def _exists(read) -> bool:
-    try:
-        read()
-        return True
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise

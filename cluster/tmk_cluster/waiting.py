@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable, TypeVar
 
+from kubernetes.client.exceptions import ApiException
+
 T = TypeVar("T")
 
 
@@ -18,3 +20,14 @@ def wait_until(check: Callable[[], T], what: str, timeout: float = 30.0, interva
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f}s")
         time.sleep(interval)
+
+
+def exists(read: Callable[[], object]) -> bool:
+    """Whether `read()` finds its object: False on 404, any other refusal raised."""
+    try:
+        read()
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise

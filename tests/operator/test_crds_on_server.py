@@ -13,6 +13,7 @@ from tests.conftest import tool
 from .conftest import example_install
 
 GROUP, VERSION, PLURAL = "tmk.io", "v1alpha1", "tmkinstalls"
+MANAGED_TURN = {"host": "turn.clinic.example", "tlsSecretName": "turn-tls"}
 
 
 def create(cluster, install: dict) -> dict:
@@ -25,7 +26,16 @@ def create(cluster, install: dict) -> dict:
     ({"domains": {"site": "Not A Domain", "api": "api.example.org", "jitsi": "meet.example.org"}},
      "spec.domains.site"),
     ({"site": {"defaultLanguage": "de"}}, "spec.site.defaultLanguage"),
-    ({"tls": {}}, "spec.tls"),  # a CEL rule of the CRD: neither a Secret nor an issuer
+    # The CRD's CEL rules: neither a Secret nor an issuer; both TURN forms at once; TURN on a port the bridge
+    # holds; an external server without transports; one list for every bridge beside per-node lists.
+    ({"tls": {}}, "spec.tls"),
+    ({"turn": {"managed": MANAGED_TURN, "external": {"host": "turn.provider.example",
+                                                     "secretRef": {"name": "s", "key": "k"}}}}, "spec.turn"),
+    ({"turn": {"managed": {**MANAGED_TURN, "port": 443}}}, "spec.turn.managed"),
+    ({"turn": {"external": {"host": "turn.provider.example", "transports": [],
+                            "secretRef": {"name": "s", "key": "k"}}}}, "spec.turn.external"),
+    ({"jvb": {"advertiseAddresses": ["203.0.113.1"], "nodeAdvertiseAddresses": {"n": ["203.0.113.2"]}}},
+     "spec.jvb"),
 ])
 def test_an_invalid_install_is_refused_naming_the_field(cluster, namespace, change, field):
     install = example_install(namespace)

@@ -1,11 +1,11 @@
 """Media nodes and TURN with the real operator on the real control plane: each videobridge announces its own
-node's addresses (and the status says which), one list for two bridges is refused, the CRD's CEL rules refuse
-what cannot work, and a managed TURN server gets its Secret, one coturn per media node and TurnReady."""
+node's addresses (and the status says which), one list for two bridges is refused, and a managed TURN server
+gets its Secret, one coturn per media node and TurnReady. What the CRD's rules refuse is in
+test_crds_on_server.py."""
 
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 from kubernetes import client
@@ -81,25 +81,6 @@ def test_one_address_list_for_two_media_nodes_is_an_invalid_spec(cluster, namesp
         deployment(cluster, namespace, f"demo-jvb-{namespace}-media-b")
     assert missing.value.status == 404
     assert env_of(deployment(cluster, namespace, f"demo-jvb-{first}"))["JVB_ADVERTISE_IPS"] == "203.0.113.10"
-
-
-@pytest.mark.parametrize("change, field", [
-    ({"turn": {"managed": MANAGED, "external": {"host": "turn.provider.example",
-                                                "secretRef": {"name": "s", "key": "k"}}}}, "spec.turn"),
-    ({"turn": {"managed": {**MANAGED, "port": 443}}}, "spec.turn.managed"),
-    ({"turn": {"external": {"host": "turn.provider.example", "transports": [],
-                            "secretRef": {"name": "s", "key": "k"}}}}, "spec.turn.external"),
-    ({"jvb": {"advertiseAddresses": ["203.0.113.1"], "nodeAdvertiseAddresses": {"n": ["203.0.113.2"]}}},
-     "spec.jvb"),
-])
-def test_the_crd_refuses_turn_and_addresses_that_cannot_work(cluster, namespace, change, field):
-    install = example_install(namespace)
-    install["spec"].update(change)
-    with pytest.raises(ApiException) as refused:
-        apply(cluster, install)
-    assert refused.value.status == 422
-    causes = [cause.get("field") for cause in json.loads(refused.value.body)["details"]["causes"]]
-    assert field in causes, causes
 
 
 def test_managed_turn_runs_on_every_media_node_with_an_issued_secret(cluster, namespace, operator):
