@@ -1,4 +1,4 @@
-"""The real operator, as a process of its own, against the emulated API server."""
+"""The real operator, as a process of its own, against the real control plane (tests/conftest.py)."""
 
 from __future__ import annotations
 
