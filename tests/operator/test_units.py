@@ -62,7 +62,7 @@ class Units:
     def status(self) -> dict:
         return get_install(self.cluster, self.namespace)["status"]["jibri"]
 
-    def wait_for(self, names: list[str], timeout: float = 30.0) -> None:
+    def wait_for(self, names: list[str], timeout: float = SETTLE_SECONDS) -> None:
         eventually(lambda: self.names() == names, timeout=timeout)
 
 
