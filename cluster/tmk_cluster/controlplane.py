@@ -16,6 +16,7 @@ again over the same directory keeps every object.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -148,6 +149,7 @@ class ControlPlane:
 
     def start(self, timeout: float = 120) -> None:
         self.binaries = self.binaries or built()
+        self._stopping.clear()
         self.logs.mkdir(parents=True, exist_ok=True)
         self.pki.ensure()
         self.api_port = self.api_port or free_port()
@@ -212,7 +214,9 @@ class ControlPlane:
         raise ControlPlaneError(f"{what} was not ready within {timeout:.0f}s; see {self.logs}")
 
     # -- talking to it --------------------------------------------------------------------------------------
+    @functools.cached_property
     def _ssl_context(self) -> ssl.SSLContext:
+        """The admin's TLS context, made once: the keys are kept with the data directory."""
         admin = self.pki.client(ADMIN, "system:masters")
         context = ssl.create_default_context(cafile=str(self.pki.ca.cert))
         context.load_cert_chain(str(admin.cert), str(admin.key))
@@ -220,7 +224,7 @@ class ControlPlane:
 
     def _get(self, path: str) -> dict | None:
         try:
-            with urllib.request.urlopen(self.server + path, context=self._ssl_context(), timeout=5) as answer:
+            with urllib.request.urlopen(self.server + path, context=self._ssl_context, timeout=5) as answer:
                 return json.loads(answer.read())
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -230,7 +234,7 @@ class ControlPlane:
     def _request(self, method: str, path: str, body: dict, content_type: str = "application/json") -> dict:
         request = urllib.request.Request(self.server + path, method=method, data=json.dumps(body).encode(),
                                          headers={"Content-Type": content_type})
-        with urllib.request.urlopen(request, context=self._ssl_context(), timeout=10) as answer:
+        with urllib.request.urlopen(request, context=self._ssl_context, timeout=10) as answer:
             return json.loads(answer.read())
 
     def _etcd_healthy(self) -> bool:
@@ -238,7 +242,7 @@ class ControlPlane:
             return json.loads(answer.read()).get("health") == "true"
 
     def _apiserver_ready(self) -> bool:
-        with urllib.request.urlopen(self.server + "/readyz", context=self._ssl_context(), timeout=2) as answer:
+        with urllib.request.urlopen(self.server + "/readyz", context=self._ssl_context, timeout=2) as answer:
             return answer.status == 200
 
     def _write_kubeconfig(self, path: Path, pair: Pair | None = None, token: str | None = None) -> Path:
