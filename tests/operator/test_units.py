@@ -139,6 +139,8 @@ def test_an_expired_or_unhealthy_unit_is_replaced(cluster, namespace, operator):
 def test_an_evicted_unit_is_replaced_though_its_last_report_said_busy(cluster, namespace, operator):
     units = install(cluster, namespace, units=1)
     units.wait_for(["demo-jibri-0"])
+    # Running first (kwok plays the kubelet): a status written before would be overwritten by its start.
+    eventually(lambda: cluster.core.read_namespaced_pod("demo-jibri-0", namespace).status.phase == "Running")
     units.report("demo-jibri-0", "BUSY")
     # What the kubelet leaves of an evicted pod: the object stays, with a Failed phase.
     cluster.core.patch_namespaced_pod_status("demo-jibri-0", namespace,
