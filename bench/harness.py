@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
-from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane
+from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane, free_port
 from tmk_cluster.waiting import exists, wait_until  # noqa: F401 (the benchmarks import wait_until from here)
 from tmk_common.kubeclient import api_client
 
@@ -38,12 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HELM = ROOT / ".tools" / "bin" / "helm"
 MANAGER = "bench"  # the field manager of what the benchmarks apply
 OPERATOR_USER = project.OPERATOR_USER
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30.0, child: subprocess.Popen | None = None) -> None:

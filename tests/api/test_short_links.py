@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 import re
-import socket
 import threading
 import time
 
@@ -19,6 +18,7 @@ import uvicorn
 from tmk_api.app import create_app
 from tmk_api.links import make_code, read_code
 from tmk_common.session import Role
+from tmk_cluster.controlplane import free_port
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_site.app import create_app as create_site
@@ -105,12 +105,6 @@ def test_a_closed_or_expired_sessions_code_is_gone(api, clock):
 
 
 # --- followed in the site --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def api_url(api_kubeconfig, namespace, clock):
     """Another API replica over the same cluster, served on loopback: what the site's server calls."""

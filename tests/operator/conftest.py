@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import OPERATOR_USER, ROOT, load_yaml
-from tmk_cluster.controlplane import STORAGE_CLASS
+from tmk_cluster.controlplane import STORAGE_CLASS, free_port
 
 DRIFT_SECONDS = 2
 # The most a test waits for what the operator and the cluster's controllers do together (drift rounds, pods
@@ -23,12 +22,6 @@ DRIFT_SECONDS = 2
 SETTLE_SECONDS = 60
 SWEEP_SECONDS = 1
 UNITS_SECONDS = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def eventually(check, timeout: float = SETTLE_SECONDS, interval: float = 0.2):
