@@ -69,6 +69,14 @@ class Cluster:
         """Server-side apply as cluster admin, the way `kubectl apply --server-side` does."""
         server_side_apply(self.api, documents, "tests")
 
+    def wait_for_lists(self, user: str, resource: str, namespace: str, count: int, timeout: float) -> None:
+        """Waits until `user` has listed `resource` in `namespace` `count` more times (the API server's audit
+        log): how a test sees that a periodic round of a process came and did nothing, without a sleep."""
+        mark = self.plane.audit_mark()
+        wait_until(lambda: sum(event.user == user and event.verb == "list" and event.resource == resource
+                               and event.namespace == namespace for event in self.plane.audit_since(mark)) >= count,
+                   f"{count} lists of {resource} in {namespace} by {user}", timeout=timeout, interval=0.2)
+
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):

@@ -15,13 +15,15 @@ import pytest
 from tests.stand_ins import StandIn
 from tmk_api.settings import Settings
 from tmk_api.sms import (
-    ANNOTATION_SMS, LEASE_SECONDS, MessageBook, SmsGateway, claim, gateway_request, mask_phone, retry_delay, seal,
+    ANNOTATION_SMS, MessageBook, SmsGateway, claim, gateway_request, mask_phone, retry_delay, seal,
     unseal, utc_now,
 )
 from tmk_common.install import InstallSpec
 from tmk_common.kubeclient import api_client
+from tmk_common.session import format_time
 from tmk_common.session_store import SessionStore
 from tmk_common.sms_rate_store import MAX_NUMBERS, give_slot_back, prune, rate_configmap_name, take_slot
+from tmk_cluster.project import api_user
 from tmk_operator.render import InstallRef, RenderContext, render_install
 
 from .conftest import API_KEY, INSTALL, JWT_SECRET
@@ -70,6 +72,12 @@ def messages(api, session_id: int) -> list[dict]:
     answer = api.get(f"{SESSIONS}/{session_id}/sms")
     assert answer.status_code == 200, answer.text
     return answer.json()["result"]["items"]
+
+
+def later_scans(cluster, namespace: str, rounds: int = 3) -> None:
+    """Waits until the API's SMS workers have scanned the install's sessions `rounds` more times (their LISTs, in
+    the API server's audit log): the worker ran on and did what it was going to do."""
+    cluster.wait_for_lists(api_user(namespace, INSTALL), "tmksessions", namespace, rounds, timeout=30)
 
 
 def settled(api, session_id: int, timeout: float = 10.0) -> dict:
@@ -134,15 +142,15 @@ def test_a_gateway_failing_twice_is_retried_until_sent(start_api, gateway):
     assert message["sentAt"]
 
 
-def test_a_refusal_fails_at_once_and_says_why_without_secrets(start_api, gateway):
-    api = start_api()
+def test_a_refusal_fails_at_once_and_says_why_without_secrets(start_api, gateway, cluster, namespace):
+    api = start_api(scan_seconds=0.1)
     gateway.fail_next(400)
     session_id = create_session(api)
     api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
     message = settled(api, session_id)
     assert message["state"] == "FAILED" and message["attempts"] == 1
     assert message["lastError"] == "gateway answered 400"
-    time.sleep(0.3)  # longer than any retry delay: no second request comes
+    later_scans(cluster, namespace)  # the worker goes on: no second request comes
     assert len(gateway.received) == 1
 
 
@@ -155,8 +163,8 @@ def test_an_unreachable_gateway_ends_failed_after_the_last_attempt(start_api, ga
     assert message["lastError"].startswith("gateway unreachable: ")
 
 
-def test_the_same_request_twice_sends_once(start_api, gateway):
-    api = start_api()
+def test_the_same_request_twice_sends_once(start_api, gateway, cluster, namespace):
+    api = start_api(scan_seconds=0.1)
     session_id = create_session(api)
     first = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
     second = api.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"})
@@ -168,9 +176,9 @@ def test_the_same_request_twice_sends_once(start_api, gateway):
                       headers={"Idempotency-Key": "resend-1"})
     assert reused.status_code == 422 and reused.json()["error"]["code"] == "IdempotencyKeyReused"
     gateway.wait_for(2)
-    time.sleep(0.3)
-    assert len(gateway.received) == 2
     assert len(messages(api, session_id)) == 2
+    later_scans(cluster, namespace)
+    assert len(gateway.received) == 2
 
 
 def test_a_number_gets_at_most_the_hourly_rate(start_api, gateway):
@@ -212,30 +220,33 @@ def test_api_replicas_share_one_limit_per_number_across_sessions(start_api, clus
 
 
 def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
-        make_api, start_api, gateway, api_kubeconfig, namespace):
-    # Two running pods; their first scan comes two seconds after start, then every two seconds.
+        make_api, start_api, gateway, api_kubeconfig, cluster, namespace):
+    # Two running pods; their first scan comes two seconds after start (after the dead pod's claim), then every two.
     running = [start_api(scan_seconds=2.0), start_api(scan_seconds=2.0)]
     dead = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
     dead.headers["Authorization"] = f"Bearer {API_KEY}"  # never started: it accepts the message, runs no worker
     session_id = create_session(dead)
     message_id = dead.post(f"{SESSIONS}/{session_id}/sms", json={"phone": PHONE, "role": "patient"}).json()[
         "result"]["messageId"]
-    # The dead pod claimed the message for its attempt and died before recording the outcome. Its claim, made with
-    # the pods' own claim rule, lapses 3 s from now.
-    # What the dead pod wrote, written as it would have: with the API's own identity.
+    # The dead pod claimed the message for its attempt and died before recording the outcome: its claim, made with
+    # the pods' own claim rule, holds for the lease. What the dead pod wrote, written as it would have: with
+    # the API's own identity.
     store = SessionStore(api_client(api_kubeconfig), namespace, INSTALL)
     book = MessageBook(store)
     (name,) = [obj["metadata"]["name"] for obj in store.page(10, None).items]
-    claimed_at = utc_now() - dt.timedelta(seconds=LEASE_SECONDS - 3)
-    step, _ = book.change(name, lambda records: claim(records, message_id, claimed_at))
+    step, _ = book.change(name, lambda records: claim(records, message_id, utc_now()))
     assert isinstance(step, dict) and step["attempts"] == 1, "a running pod claimed the message before the dead one"
-    time.sleep(2.5)
+    later_scans(cluster, namespace, rounds=2)
     assert gateway.received == []  # the claim still holds: the running pods' scans leave the message alone
-    (request,) = gateway.wait_for(1)
+    # The lease runs out (written as the passing time would leave it): the next scan takes the message over.
+    lapsed = format_time(utc_now() - dt.timedelta(seconds=1))
+    book.change(name, lambda records: ([{**record, "nextAttemptAt": lapsed} if record["id"] == message_id
+                                        else record for record in records], None))
+    (request,) = gateway.wait_for(1, timeout=30)
     assert request.json()["to"] == PHONE
     message = settled(running[0], session_id)
     assert message["state"] == "SENT" and message["attempts"] == 2
-    time.sleep(2.5)  # another scan by each pod: nothing is sent again
+    later_scans(cluster, namespace, rounds=2)  # another scan by each pod: nothing is sent again
     assert len(gateway.received) == 1
 
 

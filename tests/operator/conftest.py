@@ -42,10 +42,12 @@ def eventually(check, timeout: float = SETTLE_SECONDS, interval: float = 0.2):
 def wait_for_pool_rounds(cluster, namespace: str, rounds: int = 3) -> None:
     """Waits until the operator has looked at the namespace's recorder units `rounds` more times (its LISTs of
     pods, in the API server's audit log): how a test sees that a pool round came and did nothing, without a sleep."""
-    mark = cluster.plane.audit_mark()
-    eventually(lambda: sum(e.user == OPERATOR_USER and e.verb == "list" and e.resource == "pods"
-                           and e.namespace == namespace for e in cluster.plane.audit_since(mark)) >= rounds,
-               timeout=UNITS_SECONDS * rounds + 20)
+    cluster.wait_for_lists(OPERATOR_USER, "pods", namespace, rounds, timeout=UNITS_SECONDS * rounds + 20)
+
+
+def wait_for_session_sweeps(cluster, namespace: str, rounds: int = 3) -> None:
+    """Waits until the operator's session sweep has gone over the namespace's sessions `rounds` more times."""
+    cluster.wait_for_lists(OPERATOR_USER, "tmksessions", namespace, rounds, timeout=SWEEP_SECONDS * rounds + 20)
 
 
 class OperatorProcess:
