@@ -3,7 +3,7 @@
 Starts a real Kubernetes control plane on loopback (unless --kubeconfig names a cluster): etcd, kube-apiserver on
 127.0.0.1:6443, the controller manager, the scheduler and kwok with one media node. Applies the CRDs and the
 operator's RBAC as the chart grants it, starts the operator with that identity, applies examples/tmkinstall.yaml
-as `demo` in namespace `tmk`, then serves the session API (as the install's API ServiceAccount) on 127.0.0.1:8080
+(install `clinic` in namespace `tmk`), then serves the session API (as the install's API ServiceAccount) on 127.0.0.1:8080
 and the site on 127.0.0.1:4000. Everything lives in .sandbox/: stop and start again, and the sessions, the issued
 Secrets and the API key are still there. No Jitsi or Jibri process runs here (kwok plays their pods): each new
 recorder unit reports idle once, as Jibri would on start. Ctrl-C stops all of it.
@@ -35,7 +35,8 @@ from tmk_common.kubeclient import api_client
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
 HELM = ROOT / ".tools" / "bin" / "helm"
-NAMESPACE, INSTALL = "tmk", "demo"
+# The example's own name and namespace: examples/tmksession.yaml and the README's commands work as they are.
+NAMESPACE, INSTALL = "tmk", "clinic"
 API_SERVER_PORT, ETCD_PORT, API_PORT, SITE_PORT = 6443, 12379, 8080, 4000
 # How often the API keys follow their Secret, as a kubelet refreshes a mounted Secret (within a minute).
 SECRET_SYNC_SECONDS = 10
@@ -203,33 +204,7 @@ def main() -> None:
         if plane is not None:
             threading.Thread(target=report_new_units, args=(core, unit_token, stop), daemon=True).start()
             wait_for("the install to be Ready", lambda: install_ready(api), plane, timeout=120)
-        key = keys.get("default") or next(iter(keys.values()))
-        print(f"""
-TMK is running (logs in .sandbox/*.log, the control plane's in .sandbox/cluster/logs). Try:
-
-  export KUBECONFIG={kubeconfig}
-  kubectl get tmki -n {NAMESPACE}
-  kubectl get pods,ingress,secrets -n {NAMESPACE} -l tmk.io/install={INSTALL}
-  kubectl explain tmkinstall.spec.jibri
-
-  curl -s http://127.0.0.1:{API_PORT}/v1/abm/video/sessions/create/simple \\
-    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
-    -d '{{"companyLogoUrl": "file:///", "companyName": "string", "displayMode": "DEFAULT",
-         "doctorFullName": "Иванов Иван", "patientFullName": "Петров Пётр"}}'
-
-  kubectl get tmks -n {NAMESPACE}
-
-  # Recorder units: say, as Jibri would, that one is recording; the autoscaler adds a spare unit.
-  kubectl get pods -n {NAMESPACE} -l tmk.io/component=jibri -L tmk.io/jibri-status,tmk.io/jibri-draining
-  curl -s http://127.0.0.1:{API_PORT}/internal/jibri/{unit_token}/v1/status -H 'Content-Type: application/json' \\
-    -d '{{"jibriId": "{INSTALL}-jibri-0", "status": {{"busyStatus": "BUSY", "health": {{"healthStatus": "HEALTHY"}}}}}}'
-  kubectl get tmki {INSTALL} -n {NAMESPACE} -o jsonpath='{{.status.jibri}}'
-
-  API docs: http://127.0.0.1:{API_PORT}/docs
-  A link from the answer opens locally as http://127.0.0.1:{SITE_PORT}/session/<id>?room=<room>&jwt=<jwt>
-
-Ctrl-C stops everything; `make run` again keeps every session and key (`make clean-run` starts afresh).""",
-              flush=True)
+        print(hints(kubeconfig, keys.get("default") or next(iter(keys.values())), unit_token), flush=True)
         while True:
             check_children(plane)
             time.sleep(0.5)
@@ -247,6 +222,36 @@ Ctrl-C stops everything; `make run` again keeps every session and key (`make cle
                 process.kill()
         if plane is not None:
             plane.stop()
+
+
+def hints(kubeconfig: str, key: str, unit_token: str) -> str:
+    """What to try once everything runs."""
+    return f"""
+TMK is running (logs in .sandbox/*.log, the control plane's in .sandbox/cluster/logs). Try:
+
+  export KUBECONFIG={kubeconfig}
+  kubectl get tmki -n {NAMESPACE}
+  kubectl get pods,ingress,secrets -n {NAMESPACE} -l tmk.io/install={INSTALL}
+  kubectl explain tmkinstall.spec.jibri
+
+  curl -s http://127.0.0.1:{API_PORT}/v1/abm/video/sessions/create/simple \\
+    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -d '{{"companyLogoUrl": "file:///", "companyName": "Clinic No. 1", "displayMode": "DEFAULT",
+         "doctorFullName": "Иванов Иван", "patientFullName": "Петров Пётр"}}'
+
+  kubectl get tmks -n {NAMESPACE}
+  kubectl apply -f examples/tmksession.yaml           # a session applied by hand: the operator numbers it
+
+  # Recorder units: say, as Jibri would, that one is recording; the autoscaler adds a spare unit.
+  kubectl get pods -n {NAMESPACE} -l tmk.io/component=jibri -L tmk.io/jibri-status,tmk.io/jibri-draining
+  curl -s http://127.0.0.1:{API_PORT}/internal/jibri/{unit_token}/v1/status -H 'Content-Type: application/json' \\
+    -d '{{"jibriId": "{INSTALL}-jibri-0", "status": {{"busyStatus": "BUSY", "health": {{"healthStatus": "HEALTHY"}}}}}}'
+  kubectl get tmki {INSTALL} -n {NAMESPACE} -o jsonpath='{{.status.jibri}}'
+
+  API docs: http://127.0.0.1:{API_PORT}/docs
+  A link from the answer opens locally as http://127.0.0.1:{SITE_PORT}/session/<id>?room=<room>&jwt=<jwt>
+
+Ctrl-C stops everything; `make run` again keeps every session and key (`make clean-run` starts afresh)."""
 
 
 def install_ready(api: client.ApiClient) -> bool:
