@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Callable, TypeVar
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -24,12 +25,25 @@ def api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.Api
         config.load_kube_config(config_file=path, client_configuration=configuration)
     # One pooled connection per concurrent request: the API serves many clients at once.
     configuration.connection_pool_maxsize = pool_size
-    configuration.retries = 1
+    # A connection that could not be made is tried once more; a request that was sent and not answered in time
+    # is not: a read would wait out its timeout twice, and a write's outcome is for its caller to learn.
+    configuration.retries = urllib3.Retry(total=1, read=False, redirect=False)
     return client.ApiClient(configuration)
 
 
 # Every call of the API service and the stores: a stuck request fails rather than holding a worker.
 REQUEST_TIMEOUT_SECONDS = 10
+
+
+def write_outcome_unknown(error: BaseException) -> bool:
+    """Whether a write that failed with `error` may still land: it was sent and no answer came (a timeout, a
+    connection lost midway), or the API server answered that it timed out itself (504) or failed inside (500,
+    e.g. etcd's own timeout). A connection never made, or a 4xx, changed nothing."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError):
+        error = error.reason
+    if isinstance(error, ApiException):
+        return error.status in (500, 504)
+    return isinstance(error, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError))
 
 
 def update_config_map(core: client.CoreV1Api, namespace: str, name: str, labels: dict[str, str],

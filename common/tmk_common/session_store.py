@@ -31,13 +31,10 @@ def id_counter_name(install: str) -> str:
     return f"{install}-session-ids"
 
 
-def idempotency_label(key: str) -> str:
-    """Label values are short and restricted; a digest of the caller's key fits and hides it."""
-    return hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
-def session_object_name(install: str, session_id: int) -> str:
-    return f"{install}-{session_id}"
+def idempotency_label(caller: str, key: str) -> str:
+    """Label values are short and restricted; a digest fits and hides the key. The caller (the API key's id) is
+    part of it: two integrations that happen to send the same key never see each other's session."""
+    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -78,17 +75,14 @@ class SessionStore:
                                  {LABEL_INSTALL: self.install}, reserve)
 
     # --- sessions --------------------------------------------------------------------------------------
-    def create(self, spec: dict, session_id: int, room: str, idempotency_key: str | None = None,
-               request_hash: str | None = None) -> dict:
-        """Creates the session in one request. With an idempotency key the object's name comes from the key,
-        so two concurrent retries cannot both create: the second gets AlreadyExists (409)."""
-        labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id)}
-        annotations = {ANNOTATION_ROOM: room}
-        name = session_object_name(self.install, session_id)
-        if idempotency_key is not None:
-            labels[LABEL_IDEMPOTENCY_KEY] = idempotency_label(idempotency_key)
-            annotations[ANNOTATION_REQUEST_HASH] = request_hash or ""
-            name = f"{self.install}-k{labels[LABEL_IDEMPOTENCY_KEY][:24]}"
+    def create(self, spec: dict, session_id: int, room: str, caller: str, idempotency_key: str,
+               request_hash: str) -> dict:
+        """Creates the session in one request. The object's name comes from the caller's idempotency key, so
+        two writes with one key cannot both create: the second gets AlreadyExists (409)."""
+        key_label = idempotency_label(caller, idempotency_key)
+        labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id), LABEL_IDEMPOTENCY_KEY: key_label}
+        annotations = {ANNOTATION_ROOM: room, ANNOTATION_REQUEST_HASH: request_hash}
+        name = f"{self.install}-k{key_label[:24]}"
         body = {
             "apiVersion": API_VERSION, "kind": SESSION_KIND,
             "metadata": {"name": name, "labels": labels, "annotations": annotations},
@@ -101,8 +95,8 @@ class SessionStore:
         items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")["items"]
         return items[0] if items else None
 
-    def find_by_idempotency_key(self, key: str) -> dict | None:
-        selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(key)}"
+    def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
+        selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(caller, key)}"
         items = self._list(selector)["items"]
         return items[0] if items else None
 

@@ -92,3 +92,14 @@ def test_a_path_that_is_not_a_plain_id_is_not_logged(api, logs):
     api.get(f"{SESSIONS}/+79161234567")
     assert [(line["status"], line["session_id"]) for line in audit_lines(logs)] == [(422, None), (404, None)]
     assert "Ivanova" not in logs.getvalue() and "79161234567" not in logs.getvalue()
+
+
+def test_a_replayed_create_is_audited_with_its_session_as_a_replay(api, logs):
+    headers = {"Idempotency-Key": "appointment-77"}
+    first = api.post(CREATE, json={"doctorFullName": DOCTOR, "patientFullName": PATIENT}, headers=headers)
+    again = api.post(CREATE, json={"doctorFullName": DOCTOR, "patientFullName": PATIENT}, headers=headers)
+    session_id = str(first.json()["result"]["sessionId"])
+    assert again.json()["result"]["sessionId"] == int(session_id)
+    lines = [(line["action"], line["status"], line["session_id"], line.get("replay")) for line in audit_lines(logs)]
+    assert lines == [("session.create", 200, session_id, None), ("session.create", 200, session_id, "true")]
+    assert "replay=true" in [line["message"] for line in audit_lines(logs)][1]

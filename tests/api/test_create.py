@@ -9,10 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from tmk_common.session_store import SessionStore
+from tmk_api.settings import ApiKeys
 from tmk_common.tokens import verify_token
 
 from .conftest import API_KEY, JWT_SECRET
+
+OTHER_API_KEY = "lab-key-0123456789abcdefghijklmnopqrstuvwx"
 
 ORIGINAL_BODY = {"companyLogoUrl": "file:///", "companyName": "string", "displayMode": "DEFAULT",
                  "doctorFullName": "Иванов Иван Иванович", "patientFullName": "Петров Пётр Петрович"}
@@ -139,3 +141,30 @@ def test_links_carry_the_room_and_token_as_query_parameters(api):
     result = api.post(CREATE, json=ORIGINAL_BODY).json()["result"]
     query = parse_qs(urlsplit(result["patientLink"]).query)
     assert query == {"room": [result["room"]], "jwt": [result["patientJwt"]]}
+
+
+def test_an_idempotency_key_belongs_to_its_caller(make_api, cluster, namespace):
+    # Two integrations of one hospital, each with its own API key, that happen to use the same key scheme.
+    keys = ApiKeys.fixed({"default": API_KEY, "lab": OTHER_API_KEY})
+    first, second = make_api(api_keys=keys), make_api(api_keys=keys)
+    headers = {"Idempotency-Key": "appointment-44"}
+    mine = first.post(CREATE, json=ORIGINAL_BODY, headers={**headers, "Authorization": f"Bearer {API_KEY}"})
+    theirs = second.post(CREATE, json=ORIGINAL_BODY, headers={**headers, "Authorization": f"Bearer {OTHER_API_KEY}"})
+    assert mine.status_code == theirs.status_code == 200, theirs.text
+    mine, theirs = mine.json()["result"], theirs.json()["result"]
+    assert theirs["sessionId"] != mine["sessionId"] and theirs["room"] != mine["room"]
+    assert {theirs["doctorJwt"], theirs["patientJwt"]}.isdisjoint({mine["doctorJwt"], mine["patientJwt"]})
+    objects = cluster.custom.list_namespaced_custom_object("tmk.io", "v1alpha1", namespace, "tmksessions")["items"]
+    assert len(objects) == 2
+    # Each one's retry still finds its own.
+    again = second.post(CREATE, json=ORIGINAL_BODY, headers={**headers, "Authorization": f"Bearer {OTHER_API_KEY}"})
+    assert again.json()["result"]["sessionId"] == theirs["sessionId"]
+
+
+def test_a_create_without_a_key_answers_the_key_the_server_made(api):
+    answer = api.post(CREATE, json=ORIGINAL_BODY)
+    key = answer.headers["Idempotency-Key"]
+    assert len(key) >= 24
+    again = api.post(CREATE, json=ORIGINAL_BODY, headers={"Idempotency-Key": key})
+    assert again.json()["result"]["sessionId"] == answer.json()["result"]["sessionId"]
+    assert api.post(CREATE, json=ORIGINAL_BODY).headers["Idempotency-Key"] != key

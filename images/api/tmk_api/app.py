@@ -5,9 +5,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from http import HTTPStatus
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Iterator
 
 import urllib3.exceptions
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tmk_common.constants import LABEL_SESSION_ID
+from tmk_common.kubeclient import write_outcome_unknown
 from tmk_common.session import (
     Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window, utc_now,
 )
@@ -37,7 +38,8 @@ from .sms import SmsService
 
 log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503)}
+IDEMPOTENCY_KEY = "Idempotency-Key"
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503, 504)}
 Clock = Callable[[], dt.datetime]
 
 
@@ -154,15 +156,20 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
               response_model_exclude_none=True, tags=["sessions"], summary="Create a consultation")
     def create_session(
-        body: CreateSessionRequest, caller: Caller, request: Request,
+        body: CreateSessionRequest, caller: Caller, request: Request, response: Response,
         idempotency_key: Annotated[str | None, Header(
-            max_length=255, description="Retrying with the same key returns the same session.")] = None,
+            max_length=255, description="Retrying with the same key returns the same session. Without one the "
+            "server makes a key and answers it in this header, for a retry after a 504.")] = None,
     ) -> Envelope[Session]:
         request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if idempotency_key is not None:
-            earlier = store.find_by_idempotency_key(idempotency_key)
+            earlier = store.find_by_idempotency_key(caller, idempotency_key)
             if earlier is not None:
-                return Envelope(result=view(same_request(earlier, request_hash), with_links=True))
+                return replay(request, same_request(earlier, request_hash))
+        # Every create carries a key, so that a write whose answer was lost can be retried without a second
+        # session: the object's name comes from it.
+        key = idempotency_key or secrets.token_urlsafe(18)
+        response.headers[IDEMPOTENCY_KEY] = key
         spec = SessionSpec(
             install=settings.install, doctor_full_name=body.doctor_full_name,
             patient_full_name=body.patient_full_name, display_mode=body.display_mode,
@@ -173,16 +180,25 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         spec_json = spec.model_dump(mode="json", by_alias=True)
         spec_json["startsAt"] = format_time(spec.starts_at)
         room = secrets.token_hex(16)  # 128 random bits; nothing about the people in it
+        session_id = store.next_id()
         try:
-            created = store.create(spec_json, store.next_id(), room, idempotency_key, request_hash)
+            with outcome_unknown(f"retry with the header `{IDEMPOTENCY_KEY}: {key}` to get the session without "
+                                 "creating a second one", {IDEMPOTENCY_KEY: key}):
+                created = store.create(spec_json, session_id, room, caller, key, request_hash)
         except ApiException as error:
-            if error.status != 409 or idempotency_key is None:
+            if error.status != 409:
                 raise
             # A concurrent retry with the same key won the race; answer with its session.
-            created = same_request(store.find_by_idempotency_key(idempotency_key), request_hash)
+            return replay(request, same_request(store.find_by_idempotency_key(caller, key), request_hash))
         sessions_created.inc()
         setattr(request.state, audit.SESSION_ID, created["metadata"]["labels"][LABEL_SESSION_ID])
         return Envelope(result=view(created, with_links=True))
+
+    def replay(request: Request, earlier: dict) -> Envelope[Session]:
+        """The session an earlier create with this caller's key made; its audit line says so."""
+        setattr(request.state, audit.SESSION_ID, earlier["metadata"]["labels"][LABEL_SESSION_ID])
+        setattr(request.state, audit.REPLAY, True)
+        return Envelope(result=view(earlier, with_links=True))
 
     def same_request(obj: dict | None, request_hash: str) -> dict:
         if obj is None:
@@ -228,7 +244,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     def close_session(session_id: int, caller: Caller) -> Envelope[Session]:
         obj = find(session_id)
         if not obj["spec"].get("closed"):
-            obj = store.patch_spec(obj["metadata"]["name"], {"closed": True})
+            with outcome_unknown("closing again is safe"):
+                obj = store.patch_spec(obj["metadata"]["name"], {"closed": True})
         return Envelope(result=view(obj, with_links=False))
 
     @app.delete("/v1/abm/video/sessions/{session_id}", status_code=204, tags=["sessions"],
@@ -236,7 +253,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     def delete_session(session_id: int, caller: Caller) -> Response:
         obj = store.get(session_id)
         if obj is not None:
-            store.delete(obj["metadata"]["name"])
+            with outcome_unknown("deleting again is safe"):
+                store.delete(obj["metadata"]["name"])
         return Response(status_code=204)
 
     @app.get("/v1/public/sessions/{session_id}", response_model=PublicSession, tags=["site"],
@@ -269,6 +287,19 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+@contextmanager
+def outcome_unknown(what_to_do: str, headers: dict[str, str] | None = None) -> Iterator[None]:
+    """A write that was sent but not answered may land later: the caller hears 504 and how to retry safely,
+    never "nothing was changed"."""
+    try:
+        yield
+    except Exception as error:
+        if not write_outcome_unknown(error):
+            raise
+        raise ApiError(504, "OutcomeUnknown", f"Kubernetes did not answer in time: the change may or may not have "
+                       f"been made; {what_to_do}.", headers={"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})})
 
 
 def unavailable() -> JSONResponse:

@@ -35,8 +35,9 @@ ACTIONS = {
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's own request id is kept when it is a plain token; anything else could smuggle data into the log.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# Set on `request.state` by the auth dependency and by handlers that learn the session id only as they run.
-CALLER, SESSION_ID = "audit_caller", "audit_session_id"
+# Set on `request.state` by the auth dependency and by handlers that learn the session id only as they run;
+# REPLAY by a create answered with the session an earlier request with the same key made.
+CALLER, SESSION_ID, REPLAY = "audit_caller", "audit_session_id", "audit_replay"
 
 
 def audit(action: str, *, caller: str | None, session_id: int | str | None, status: int | str,
@@ -77,5 +78,6 @@ class Audit:
             if action is not None:
                 session_id = str(state.get(SESSION_ID) or scope.get("path_params", {}).get("session_id") or "")
                 # Only a number is logged: a malformed id is whatever the caller typed into the path.
+                replay = {"replay": "true"} if state.get(REPLAY) else {}
                 audit(action, caller=state.get(CALLER), session_id=session_id if session_id.isdigit() else None,
-                      status=status, request_id=request_id)
+                      status=status, request_id=request_id, **replay)

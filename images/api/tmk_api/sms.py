@@ -413,7 +413,8 @@ class SmsService:
                 raise ApiError(409, "SmsNotConfigured", "This install has no SMS gateway (spec.sms of the TmkInstall).")
             number = phone_hash(self.secret, body.phone)
             language = body.language or self.default_language
-            key = hashlib.sha256(f"key:{idempotency_key}".encode() if idempotency_key is not None
+            # A caller's key is its own: another integration sending the same key sends its own message.
+            key = hashlib.sha256(f"key:{caller}:{idempotency_key}".encode() if idempotency_key is not None
                                  else f"default:{body.role.value}:{number}".encode()).hexdigest()[:32]
             earlier = self.replay(records_of(obj), key, body.role, number)
             if earlier is not None:
