@@ -13,6 +13,8 @@ import urllib3.exceptions
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -41,6 +43,9 @@ RETRY_AFTER_SECONDS = 5
 IDEMPOTENCY_KEY = "Idempotency-Key"
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503, 504)}
 Clock = Callable[[], dt.datetime]
+# Declared in the OpenAPI document, so that /docs offers "Authorize" and sends the key on every protected call.
+API_KEY = HTTPBearer(scheme_name="ApiKey", auto_error=False,
+                     description="An API key from the install's `<install>-api-keys` Secret.")
 
 
 def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) -> FastAPI:
@@ -59,7 +64,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
             await workers.enter_async_context(recordings.running())
             yield
 
-    app = FastAPI(
+    # /docs with Swagger UI's files served by the API itself: hospital networks often block CDNs.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="TMK session API",
         version="1",
@@ -106,13 +112,14 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     async def kubernetes_unreachable(_request: Request, _error: Exception):
         return unavailable()
 
-    async def authorized(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    async def authorized(request: Request, credentials: Annotated[
+            HTTPAuthorizationCredentials | None, Depends(API_KEY)] = None) -> str:
         """Returns the id of the caller's API key (what an audit line names), or `keyless`."""
         if settings.keyless:
             setattr(request.state, audit.CALLER, "keyless")
             return "keyless"
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() == "bearer" and presented:
+        if credentials is not None:
+            presented = credentials.credentials
             for key_id, key in settings.api_keys.current().items():
                 if hmac.compare_digest(presented.encode(), key.encode()):
                     setattr(request.state, audit.CALLER, key_id)
