@@ -17,7 +17,7 @@ from tmk_api.app import create_app
 from tmk_common.session_store import SessionStore
 from tmk_operator import webhooks
 
-from .conftest import OperatorProcess, eventually, example_install
+from .conftest import OperatorProcess, eventually, example_install, wait_for_session_sweeps
 from .test_install import apply
 from .test_sessions import PLURAL, create_session, get_session, status_of
 
@@ -91,6 +91,15 @@ def test_lifecycle_events_arrive_signed_with_ids_and_metadata_only(cluster, name
     eventually(lambda: {"Created", "Closed"} <= reasons("visit") and {"Created", "Expired"} <= reasons("missed"))
 
 
+def later_delivery_rounds(cluster, namespace: str, receiver: WebhookReceiver) -> None:
+    """Waits for three more delivery rounds of the operator, seen from outside: a new session whose `created`
+    event the receiver refuses twice and takes the third time (each attempt is a later round)."""
+    receiver.fail_next(503, 503)
+    create_session(cluster, namespace, "later")
+    eventually(lambda: all(entry.get("deliveredAt") and entry["attempts"] == 3
+                           for entry in status_of(cluster, namespace, "later")["webhooks"].values()))
+
+
 def test_a_missing_secret_shows_in_the_sessions_status_and_nothing_unsigned_is_sent(cluster, namespace, operator,
                                                                                      receiver):
     apply(cluster, example_install(namespace, webhooks={
@@ -127,7 +136,7 @@ def test_an_operator_restart_loses_no_delivery_and_repeats_none(cluster, namespa
     for name in ("one", "two", "three"):
         eventually(lambda: all(entry.get("deliveredAt")
                                for entry in status_of(cluster, namespace, name)["webhooks"].values()))
-    time.sleep(1.5)  # a few more delivery rounds: none may send a delivered event again
+    later_delivery_rounds(cluster, namespace, receiver)  # none may send a delivered event again
     assert receiver.delivered() == {key: 1 for key in tried()}
     assert all(receiver.signature_is_valid(request) for request in receiver.received)
     for key in tried():  # every retry of a delivery carried the same id and the same event
@@ -230,7 +239,8 @@ def test_a_finished_recording_reaches_the_receiver_once_as_recording_ready(clust
     announced = lambda: [request for request in receiver.received if request.json()["type"] == "recording.ready"]
     eventually(lambda: [request.answered for request in announced()] == [503, 503, 200], timeout=30)
     api.state.recordings.sweep()  # another replica's round changes nothing
-    time.sleep(1.5)  # a few more sweeps and delivery rounds: none may add or send it again
+    later_delivery_rounds(cluster, namespace, receiver)  # more deliveries and sweeps: none may add or send it again
+    wait_for_session_sweeps(cluster, namespace)
     attempts = announced()
     assert [request.answered for request in attempts] == [503, 503, 200]
     key = webhooks.delivery_id(session["metadata"]["uid"], "recording.ready", name)  # re-derived after a restart
