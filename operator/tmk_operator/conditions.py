@@ -20,6 +20,8 @@ API_READY = "ApiReady"
 SITE_READY = "SiteReady"
 RECORDINGS_READY = "RecordingsReady"
 TURN_READY = "TurnReady"
+WEBHOOKS_READY = "WebhooksReady"  # with spec.webhooks: the signing secret it names is there
+SMS_READY = "SmsReady"  # with spec.sms.credentialsSecretRef: the gateway credential it names is there
 READY = "Ready"
 
 # Reasons: one CamelCase word each.
@@ -284,3 +286,36 @@ def apply(conditions: list[dict], found: list[tuple], observed_generation: int, 
     for condition in [*observed, ready_summary(observed)]:
         conditions = set_condition(conditions, *condition, observed_generation, now)
     return conditions
+
+def secret_refs(spec: InstallSpec) -> list[tuple[str, str, object]]:
+    """(condition type, the spec field, its SecretKeyRef) for each Secret key the spec names outside TURN."""
+    found = []
+    if spec.webhooks:
+        found.append((WEBHOOKS_READY, "spec.webhooks.secretRef", spec.webhooks.secret_ref))
+    if spec.sms and spec.sms.credentials_secret_ref:
+        found.append((SMS_READY, "spec.sms.credentialsSecretRef", spec.sms.credentials_secret_ref))
+    return found
+
+
+def secret_key_problem(data: dict[str, str] | None, field: str, ref, namespace: str) -> str | None:
+    """Why the Secret key `field` names cannot be used (`data`: the Secret's data, None when there is no such
+    Secret), or None. Names the Secret and the key, never a value."""
+    if data is None:
+        return f"{field}: there is no Secret {ref.name!r} in namespace {namespace}"
+    if not data.get(ref.key):
+        return f"{field}: Secret {ref.name!r} has no key {ref.key!r}" + (" (it is empty)" if ref.key in data else "")
+    return None
+
+
+def secret_ref_condition(condition_type: str, problem: str | None) -> Condition:
+    if problem:
+        return Condition(condition_type, "False", SECRET_MISSING, problem)
+    return Condition(condition_type, "True", CONFIGURED, "")
+
+
+def newly_false(before: list[dict], after: list[dict], reasons: Sequence[str]) -> list[dict]:
+    """The conditions of `after` that are False with one of `reasons` and were not so, in the same words, in
+    `before`: what deserves an Event once, not on every round that finds it still so."""
+    was = {cond["type"]: (cond["status"], cond["reason"], cond["message"]) for cond in before}
+    return [cond for cond in after if cond["status"] == "False" and cond["reason"] in reasons
+            and was.get(cond["type"]) != ("False", cond["reason"], cond["message"])]

@@ -15,6 +15,7 @@ from tmk_common.constants import GROUP, INSTALL_PLURAL, SESSION_PLURAL, VERSION
 from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 
+from . import conditions
 from .kube import Kube
 from .reconcile import (close_sessions, deliver_webhooks, reconcile_install, reconcile_pool, reconcile_session,
                         sweep_sessions)
@@ -52,6 +53,16 @@ def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
             patch.status[key] = value
 
 
+def write_install_status(body, patch: kopf.Patch, desired: dict) -> None:
+    """Writes what changed, and posts a Warning Event when a Secret the spec names goes missing (once, not every
+    round): `kubectl describe tmki` shows it beside the condition."""
+    current = dict(body.get("status") or {})
+    for condition in conditions.newly_false(current.get("conditions") or [], desired.get("conditions") or [],
+                                            (conditions.SECRET_MISSING,)):
+        kopf.warn(body, reason=condition["reason"], message=f"{condition['type']}: {condition['message']}")
+    write_status(patch, current, desired)
+
+
 @kopf.on.resume(*INSTALL)
 @kopf.on.create(*INSTALL)
 @kopf.on.update(*INSTALL)
@@ -60,12 +71,12 @@ def install_changed(body, patch, memo, **_) -> None:
     if (spec.get("api") or {}).get("keyless"):
         kopf.warn(body, reason="KeylessApi",
                   message="spec.api.keyless is true: anyone who reaches the API can create sessions.")
-    write_status(patch, dict(body.get("status") or {}), reconcile_install(memo.kube, SETTINGS, body, now()))
+    write_install_status(body, patch, reconcile_install(memo.kube, SETTINGS, body, now()))
 
 
 @kopf.timer(*INSTALL, interval=SETTINGS.drift_seconds, initial_delay=SETTINGS.drift_seconds)
 def install_drift(body, patch, memo, **_) -> None:
-    write_status(patch, dict(body.get("status") or {}), reconcile_install(memo.kube, SETTINGS, body, now()))
+    write_install_status(body, patch, reconcile_install(memo.kube, SETTINGS, body, now()))
 
 
 @kopf.timer(*INSTALL, interval=SETTINGS.units_interval_seconds)

@@ -89,6 +89,14 @@ def observe_turn(kube: Kube, ref: InstallRef, spec: InstallSpec) -> tuple[str, l
     return hashlib.sha256(tls["tls.crt"].encode()).hexdigest()[:16], []
 
 
+def observe_secret_refs(kube: Kube, namespace: str, spec: InstallSpec) -> list[conditions.Condition]:
+    """WebhooksReady and SmsReady: whether the Secret keys spec.webhooks and spec.sms name are there — read here,
+    judged by the pure conditions."""
+    return [conditions.secret_ref_condition(condition_type, conditions.secret_key_problem(
+                kube.secret_data(namespace, ref.name), field, ref, namespace))
+            for condition_type, field, ref in conditions.secret_refs(spec)]
+
+
 def render_context(settings: Settings, ref: InstallRef, spec: InstallSpec,
                    nodes: tuple[MediaNode, ...] = ()) -> RenderContext:
     return RenderContext(
@@ -130,6 +138,7 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
         found.append(turn)
     if spec.jibri.enabled:
         found.append(conditions.units_condition(jibri, refused, ref.namespace))
+    found += observe_secret_refs(kube, ref.namespace, spec)
     return {
         "observedGeneration": generation,
         "conditions": conditions.apply(current, found, generation, now),
@@ -288,14 +297,16 @@ def deliver_webhooks(kube: Kube, http: urllib3.PoolManager, install: dict, sessi
     if spec.webhooks is None:
         return
     ref = spec.webhooks.secret_ref
-    secret = (kube.secret_data(namespace, ref.name) or {}).get(ref.key)
+    data = kube.secret_data(namespace, ref.name)
+    secret = (data or {}).get(ref.key)
+    missing = conditions.secret_key_problem(data, "spec.webhooks.secretRef", ref, namespace)
     for name in session_names:
         # Read afresh: the backlog index may not show an outcome recorded a moment ago.
         session = kube.session(namespace, name)
         for key, entry in webhooks.due((session or {}).get("status") or {}, now):
             # Unsigned deliveries are never sent; a missing secret counts as a failed attempt, so that it shows
             # in the session's status and the deliveries are given up in the end (the session may then go).
-            error = f"no key {ref.key!r} in Secret {ref.name!r}"
+            error = missing
             if secret:
                 error = webhooks.send(http, spec.webhooks.url, secret, key, webhooks.payload(key, entry, session),
                                       int(now.timestamp()), settings.webhook_timeout_seconds)

@@ -107,7 +107,8 @@ def test_a_missing_secret_shows_in_the_sessions_status_and_nothing_unsigned_is_s
     create_session(cluster, namespace, "waiting")
     (entry,) = eventually(lambda: [entry for entry in (status_of(cluster, namespace, "waiting").get("webhooks") or {})
                                    .values() if (entry.get("attempts") or 0) >= 2])
-    assert entry["lastError"] == "no key 'secret' in Secret 'not-there'" and entry["nextAttemptAt"]
+    assert entry["lastError"] == (f"spec.webhooks.secretRef: there is no Secret 'not-there' in namespace {namespace}")
+    assert entry["nextAttemptAt"]
     assert receiver.received == []
 
 
