@@ -41,11 +41,12 @@ POD_SECURITY_REFUSED = "PodSecurityRefused"  # Pod Security admission refuses th
 CREATE_REFUSED = "CreateRefused"  # something else refuses to create them (a quota, another admission check)
 SECRET_MISSING = "SecretMissing"  # a Secret the component needs is missing, or lacks a usable key
 CONFIGURED = "Configured"  # an external server is named and its secret is there (the operator does not probe it)
+CHANGE_REFUSED = "ChangeRefused"  # the API server refuses a child as the operator renders it (an immutable field)
 REASONS = (VALID, INVALID_SPEC, AVAILABLE, PROGRESSING, MISSING, NO_MEDIA_NODES, BOUND, PENDING, ALL_READY,
            COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND, POD_SECURITY_REFUSED, CREATE_REFUSED, SECRET_MISSING,
-           CONFIGURED)
+           CONFIGURED, CHANGE_REFUSED)
 # A component with problems of several kinds shows the one a person must act on first.
-SEVERITY = (POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
+SEVERITY = (CHANGE_REFUSED, POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
 
 # Pod Security: the namespace label that sets the level admission enforces, and the level each component's pods
 # need. Measured on kube-apiserver v1.36.3 with a server-side dry-run create of every pod the operator renders for
@@ -63,6 +64,7 @@ COMPONENT_CONDITION = {
     "prosody": JITSI_READY,
     "jicofo": JITSI_READY,
     "web": JITSI_READY,
+    "jitsi": JITSI_READY,  # the Jitsi Ingress
     "jvb": JVB_READY,
     "jibri": JIBRI_READY,
     "api": API_READY,
@@ -144,7 +146,7 @@ def workload_state(child: dict) -> tuple[str | None, str]:
         return PROGRESSING, f"{kind} {meta['name']}: change not yet picked up by its controller"
     failure = replica_failure(status)
     if failure:
-        return refusal(f"{kind} {meta['name']}: pods", meta.get("labels", {}).get(LABEL_COMPONENT, ""),
+        return refusal(f"{kind} {meta['name']}: pods", component_of(child),
                        meta.get("namespace", ""), failure.get("message", ""))
     have = status.get("availableReplicas", 0)
     if have < wanted:
@@ -164,9 +166,20 @@ def most_severe(reasons) -> str:
 STATE_OF_KIND = {"Deployment": workload_state, "PersistentVolumeClaim": claim_state}
 
 
-def component_conditions(children: list[dict], spec: InstallSpec | None = None,
-                         nodes: tuple = ()) -> list[Condition]:
-    """One condition per component, from the observed children (kinds without a status of interest are ignored).
+def component_of(manifest: dict) -> str:
+    return manifest["metadata"].get("labels", {}).get(LABEL_COMPONENT, "")
+
+
+def change_refused(manifest: dict, server_message: str) -> tuple[str, str]:
+    """(reason, why) for a child the API server refused to take as rendered, in the server's words, which name
+    the field."""
+    return CHANGE_REFUSED, f"{manifest['kind']} {manifest['metadata']['name']} refused: {server_message}"
+
+
+def component_conditions(children: list[dict], spec: InstallSpec | None = None, nodes: tuple = (),
+                         refused: Sequence[tuple[dict, str]] = ()) -> list[Condition]:
+    """One condition per component, from the observed children (kinds without a status of interest are ignored)
+    and the (manifest, the API server's words) of each child the server refused.
 
     With the spec, recording conditions are reported while their children are still missing; with the media
     nodes, a node whose videobridge is missing makes JvbReady false.
@@ -174,9 +187,14 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
     expected = {*ALWAYS_EXPECTED, *((RECORDINGS_READY,) if spec and spec.jibri.enabled else ())}
     problems: dict[str, list[tuple[str, str]]] = {}  # (reason, why) per condition
     kinds: dict[str, str] = {}
+    for manifest, message in refused:
+        condition_type = COMPONENT_CONDITION.get(component_of(manifest))
+        if condition_type:  # TURN's go to turn_condition
+            problems.setdefault(condition_type, []).append(change_refused(manifest, message))
+            kinds.setdefault(condition_type, manifest["kind"])
     for child in children:
         state = STATE_OF_KIND.get(child["kind"])
-        condition_type = COMPONENT_CONDITION.get(child["metadata"].get("labels", {}).get(LABEL_COMPONENT))
+        condition_type = COMPONENT_CONDITION.get(component_of(child))
         if state is None or condition_type is None:
             continue
         reason, why = state(child)
@@ -206,8 +224,8 @@ def component_conditions(children: list[dict], spec: InstallSpec | None = None,
     return out
 
 
-def turn_condition(spec: InstallSpec, children: list[dict], nodes: tuple = (),
-                   secret_problems: Sequence[str] = ()) -> Condition | None:
+def turn_condition(spec: InstallSpec, children: list[dict], nodes: tuple = (), secret_problems: Sequence[str] = (),
+                   refused: Sequence[tuple[dict, str]] = ()) -> Condition | None:
     """TurnReady, with spec.turn only. `secret_problems` are what the reconcile found wrong with the Secrets TURN
     needs (the external server's shared secret, the managed server's TLS certificate), in words; `children` the
     applied children, whose TURN Deployments (one per media node) show whether the managed servers run.
@@ -222,9 +240,9 @@ def turn_condition(spec: InstallSpec, children: list[dict], nodes: tuple = (),
     if not nodes:
         return Condition(TURN_READY, "False", NO_MEDIA_NODES,
                          f"no node carries the label {spec.jvb.media_node_label}, so no TURN server runs")
-    servers = [child for child in children if child["kind"] == "Deployment"
-               and child["metadata"].get("labels", {}).get(LABEL_COMPONENT) == "turn"]
-    found = [state for state in map(workload_state, servers) if state[0]]
+    servers = [child for child in children if child["kind"] == "Deployment" and component_of(child) == "turn"]
+    found = [change_refused(manifest, message) for manifest, message in refused if component_of(manifest) == "turn"]
+    found += [state for state in map(workload_state, servers) if state[0]]
     served = {child["metadata"].get("labels", {}).get(LABEL_MEDIA_NODE) for child in servers}
     unserved = [node.name for node in nodes if node.name not in served]
     if unserved:
@@ -286,6 +304,7 @@ def apply(conditions: list[dict], found: list[tuple], observed_generation: int, 
     for condition in [*observed, ready_summary(observed)]:
         conditions = set_condition(conditions, *condition, observed_generation, now)
     return conditions
+
 
 def secret_refs(spec: InstallSpec) -> list[tuple[str, str, object]]:
     """(condition type, the spec field, its SecretKeyRef) for each Secret key the spec names outside TURN."""

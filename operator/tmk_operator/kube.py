@@ -1,12 +1,15 @@
 """All of the operator's Kubernetes I/O. Handlers and renderers never talk to the API server themselves.
 
-Applying is diff-aware: a child is written only when what the operator wants differs from what is there, so an
-idle reconcile writes nothing, and a child edited by hand is set back.
+Children are written with server-side apply as the field manager `tmk-operator`, forcing: the operator owns every
+field it renders, and a field it stops rendering is removed by the API server (a merge patch would leave it). A
+child is written only when what the operator would send differs from what it sent last (a digest kept on the
+child) or the child drifted from it, so an idle reconcile writes nothing and a child edited by hand is set back.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -16,12 +19,18 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from tmk_common.constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, SESSION_KIND, SESSION_PLURAL
+from tmk_common.constants import (API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, LABEL_MANAGED_BY, MANAGED_BY,
+                                  SESSION_KIND, SESSION_PLURAL)
 from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
 REQUEST_TIMEOUT_SECONDS = 15
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
+FIELD_MANAGER = "tmk-operator"
+# What the operator last applied to a child, as a digest: a change of the rendering alone (a field no longer
+# rendered) is invisible in the live object, which still holds the field until the next apply removes it.
+APPLIED_DIGEST_ANNOTATION = "tmk.io/applied-digest"
 
 
 @dataclass(frozen=True)
@@ -30,25 +39,33 @@ class Resource:
     namespaced: bool = True
     # The verbs this module uses on it: get, create and patch are what `apply` and `create_once` need.
     verbs: tuple[str, ...] = ("get", "create", "patch")
+    # A kind the renderers make children of: the operator lists them by install and deletes those it no longer
+    # renders (reconcile.stale_children).
+    child: bool = False
+
+
+def child_kind(plural: str, *more_verbs: str) -> Resource:
+    return Resource(plural, verbs=("get", "list", "create", "patch", "delete", *more_verbs), child=True)
 
 
 # Every kind the operator reads or writes, with the verbs it uses. The chart's RBAC is checked against this table.
 RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "Secret"): Resource("secrets"),
-    # The session id counter: read, created, and replaced compare-and-swap (session_store.reserve_ids).
-    ("v1", "ConfigMap"): Resource("configmaps", verbs=("get", "create", "patch", "update")),
-    ("v1", "Service"): Resource("services"),
-    ("v1", "ServiceAccount"): Resource("serviceaccounts"),
-    ("v1", "PersistentVolumeClaim"): Resource("persistentvolumeclaims"),
+    # Also the session id counter: read, created, and replaced compare-and-swap (session_store.reserve_ids). It
+    # carries no managed-by label, so it is never taken for a child that is no longer rendered.
+    ("v1", "ConfigMap"): child_kind("configmaps", "update"),
+    ("v1", "Service"): child_kind("services"),
+    ("v1", "ServiceAccount"): child_kind("serviceaccounts"),
+    ("v1", "PersistentVolumeClaim"): child_kind("persistentvolumeclaims"),
     ("v1", "Node"): Resource("nodes", namespaced=False, verbs=("get", "list")),
-    ("apps/v1", "Deployment"): Resource("deployments"),
+    ("apps/v1", "Deployment"): child_kind("deployments"),
     # Jibri units: the operator makes and removes them one by one (units.py decides which).
     ("v1", "Pod"): Resource("pods", verbs=("get", "list", "create", "patch", "delete")),
-    ("networking.k8s.io/v1", "Ingress"): Resource("ingresses"),
-    ("networking.k8s.io/v1", "NetworkPolicy"): Resource("networkpolicies"),
-    ("policy/v1", "PodDisruptionBudget"): Resource("poddisruptionbudgets"),
-    ("rbac.authorization.k8s.io/v1", "Role"): Resource("roles"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource("rolebindings"),
+    ("networking.k8s.io/v1", "Ingress"): child_kind("ingresses"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): child_kind("networkpolicies"),
+    ("policy/v1", "PodDisruptionBudget"): child_kind("poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io/v1", "Role"): child_kind("roles"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): child_kind("rolebindings"),
     (API_VERSION, INSTALL_KIND): Resource(INSTALL_PLURAL, verbs=("get", "patch")),
     (API_VERSION, SESSION_KIND): Resource(SESSION_PLURAL, verbs=("get", "list", "patch", "delete")),
 }
@@ -86,6 +103,10 @@ def wants_change(desired, live, quantities: bool = False) -> bool:
         except ValueError:
             return True
     return desired != live
+
+
+def manifest_digest(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
 
 
 def status_message(error: ApiException) -> str:
@@ -126,22 +147,29 @@ class Kube:
         return self.request("GET", path_of(api_version, kind, namespace), query=query)["items"]
 
     def apply(self, desired: dict) -> tuple[dict, bool]:
-        """Makes the object as desired. Returns the live object and whether anything was written."""
+        """Makes the object exactly as rendered (server-side apply). Returns the live object and whether anything
+        was written; raises the API server's refusal (ApiException) for the caller to report."""
         api_version, kind, meta = desired["apiVersion"], desired["kind"], desired["metadata"]
+        digest = manifest_digest(desired)
         live = self.get(api_version, kind, meta.get("namespace"), meta["name"])
-        if live is None:
-            try:
-                return self.request("POST", path_of(api_version, kind, meta.get("namespace")), desired), True
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                live = self.get(api_version, kind, meta.get("namespace"), meta["name"])
-        if not wants_change(desired, live):
+        if live is not None and not wants_change(desired, live) and \
+                (live["metadata"].get("annotations") or {}).get(APPLIED_DIGEST_ANNOTATION) == digest:
             return live, False
-        log.info("updating %s %s/%s", kind, meta.get("namespace"), meta["name"])
-        patched = self.request("PATCH", path_of(api_version, kind, meta.get("namespace"), meta["name"]),
-                               desired, content_type=MERGE_PATCH)
-        return patched, True
+        if live is not None:
+            log.info("updating %s %s/%s", kind, meta.get("namespace"), meta["name"])
+        body = {**desired, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}),
+                                                                APPLIED_DIGEST_ANNOTATION: digest}}}
+        applied = self.request("PATCH", path_of(api_version, kind, meta.get("namespace"), meta["name"]), body,
+                               content_type=APPLY_PATCH, query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+        return applied, True
+
+    def children(self, namespace: str, install: str) -> list[dict]:
+        """Every object of a child kind that carries the install's labels as the renderers set them, with its
+        apiVersion and kind (a LIST leaves them out of its items)."""
+        selector = f"{LABEL_INSTALL}={install},{LABEL_MANAGED_BY}={MANAGED_BY}"
+        return [{**item, "apiVersion": api_version, "kind": kind}
+                for (api_version, kind), resource in RESOURCES.items() if resource.child
+                for item in self.list(api_version, kind, namespace, selector)]
 
     def create_once(self, desired: dict) -> dict:
         """Creates the object unless it exists; an existing one is never changed (issued secrets)."""

@@ -1,7 +1,9 @@
 """The level-based reconcile of a TmkInstall and the sweep of its sessions.
 
 One path serves create, update, resume and the drift timer: validate → make sure the issued secrets exist →
-observe the media nodes → render → apply what differs → read the children's own status → compute the status.
+observe the media nodes → render → apply what differs → delete the children no longer rendered → read the
+children's own status → compute the status. A child the API server refuses is reported on its component's
+condition, and the rest of the reconcile goes on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tmk_common.session import format_time
 from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
-from .kube import Kube
+from .kube import Kube, status_message
 from .render import (InstallRef, MediaNode, RenderContext, bridge_status, ice_servers, media_problems, render_install,
                      render_issued_secrets, render_jibri_template, render_jibri_unit, render_turn_secret,
                      shared_secret_problem, validate_spec)
@@ -128,12 +130,15 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     ensure_issued_secrets(kube, ref, spec)
     certificate, turn_problems = observe_turn(kube, ref, spec)
     context = render_context(settings, ref, spec, nodes)
-    children = [kube.apply(manifest)[0]
-                for manifest in render_install(ref, spec, context, turn_certificate=certificate)]
+    rendered = render_install(ref, spec, context, turn_certificate=certificate)
+    children, refused_children = apply_children(kube, rendered)
+    for stale in stale_children(kube.children(ref.namespace, ref.name), rendered, ref, spec):
+        log.info("deleting %s %s/%s: no longer rendered", stale["kind"], ref.namespace, stale["metadata"]["name"])
+        kube.delete(stale["apiVersion"], stale["kind"], ref.namespace, stale["metadata"]["name"])
     jibri, refused = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
-    found += conditions.component_conditions(children, spec, nodes)
-    turn = conditions.turn_condition(spec, children, nodes, turn_problems)
+    found += conditions.component_conditions(children, spec, nodes, refused_children)
+    turn = conditions.turn_condition(spec, children, nodes, turn_problems, refused_children)
     if turn:
         found.append(turn)
     if spec.jibri.enabled:
@@ -149,6 +154,50 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
         # None removes status.turn (a merge patch) once spec.turn is gone.
         "turn": {"servers": ice_servers(spec)} if spec.turn else None,
     }
+
+
+# What the API server answers when it refuses an object as written (invalid, forbidden by admission or RBAC, a
+# conflict): reported on the child's condition. Anything else (unreachable, throttled) fails the reconcile, which
+# kopf retries.
+REFUSALS = frozenset({400, 403, 409, 422})
+
+
+def apply_children(kube: Kube, manifests: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """Applies each manifest; returns the live children and (manifest, the API server's words) for each refused.
+
+    A claim whose change is refused (most of a claim's spec is fixed once it is made; it grows only when bound and
+    its StorageClass allows it) is applied again with its live spec, so that its labels and owner still follow."""
+    children, refused = [], []
+    for manifest in manifests:
+        try:
+            children.append(kube.apply(manifest)[0])
+        except ApiException as error:
+            if error.status not in REFUSALS:
+                raise
+            refused.append((manifest, status_message(error)))
+            live = kube.get(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"],
+                            manifest["metadata"]["name"])
+            if live is not None and manifest["kind"] == "PersistentVolumeClaim":
+                kept = {key: live["spec"][key] for key in manifest["spec"] if key in live["spec"]}
+                live = kube.apply({**manifest, "spec": kept})[0]
+            if live is not None:
+                children.append(live)
+    return children, refused
+
+
+def stale_children(live: list[dict], rendered: list[dict], ref: InstallRef, spec: InstallSpec) -> list[dict]:
+    """The install's children that it no longer renders (a videobridge of a node that is no longer a media node,
+    the recording children once recording is off). Only objects this install controls go; the recordings claim
+    only when spec.recordings.deleteWithInstall says the recordings go with the install."""
+    wanted = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in rendered}
+
+    def controlled(child: dict) -> bool:
+        return any(owner.get("uid") == ref.uid and owner.get("controller")
+                   for owner in child["metadata"].get("ownerReferences") or [])
+
+    return [child for child in live
+            if (child["kind"], child["metadata"]["name"]) not in wanted
+            and (spec.recordings.delete_with_install if child["kind"] == "PersistentVolumeClaim" else controlled(child))]
 
 
 def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext,
