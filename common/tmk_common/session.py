@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 NAME_MAX_LENGTH = 200
@@ -20,7 +20,8 @@ LOGO_URL_PATTERN = r"^(https://\S+|file:///)$"
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 MAX_CALLER_METADATA = 16
-# A consultation starts before this: later ones are typing errors, and the calendar's end would overflow.
+# A consultation starts within these: others are typing errors, and the calendar's ends would overflow.
+EARLIEST_START = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 LATEST_START = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
 
 FullName = Annotated[
@@ -59,13 +60,31 @@ class SessionSpec(CamelModel):
     display_mode: DisplayMode = DisplayMode.DEFAULT
     company_name: Annotated[str, StringConstraints(max_length=NAME_MAX_LENGTH)] = ""
     company_logo_url: Annotated[str, StringConstraints(pattern=LOGO_URL_PATTERN, max_length=2048)] = NO_LOGO
-    starts_at: Annotated[dt.datetime, Field(lt=LATEST_START)] | None = None
+    starts_at: Annotated[dt.datetime, Field(ge=EARLIEST_START, lt=LATEST_START)] | None = None
     duration_seconds: Annotated[int, Field(ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)] | None = None
     caller_metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=MAX_CALLER_METADATA)
     ] = Field(default_factory=dict)
     recording_consent: bool = False
     closed: bool = False
+
+
+class InvalidSession(ValueError):
+    """A stored session the model refuses: applied by hand, or written before the CRD's schema tightened. It is
+    reported on its own and skipped; it never stops the work on the install's other sessions."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def read_spec(spec: dict) -> SessionSpec:
+    """The stored spec, or InvalidSession naming the first field at fault (never its value: it may be a name)."""
+    try:
+        return SessionSpec.model_validate(spec)
+    except ValidationError as error:
+        first = error.errors(include_input=False)[0]
+        raise InvalidSession(".".join(["spec", *map(str, first["loc"])]), first["msg"]) from None
 
 
 class Window(BaseModel):

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_common.constants import LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
-from tmk_common.session import format_time
+from tmk_common.session import InvalidSession, format_time
 from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
@@ -303,10 +303,24 @@ def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
         return {}  # the metadata change brings the session back here, numbered
     else:
         ready = (conditions.READY, "True", conditions.ACCEPTED, "")
-    desired = desired_status(body, install.sessions.default_duration_seconds, now) if install else {}
+    try:
+        desired = desired_status(body, install.sessions.default_duration_seconds, now) if install else {}
+    except InvalidSession as problem:
+        return invalid_session(body, problem, now)
     desired["conditions"] = conditions.set_condition(
         current.get("conditions") or [], *ready, meta.get("generation"), now)
     return record_lifecycle(kube, body, current, status_changes(current, desired), install)
+
+
+def invalid_session(session: dict, problem: InvalidSession, now: dt.datetime) -> dict:
+    """The status change that flags a session the model refuses (Ready False, naming the field); its state is
+    left as it was, since its window cannot be read."""
+    current = session.get("status") or {}
+    message = f"{problem.field}: {problem.message}; correct the field or delete the session"
+    desired = {"conditions": conditions.set_condition(current.get("conditions") or [], conditions.READY, "False",
+                                                      conditions.INVALID_SPEC, message,
+                                                      session["metadata"].get("generation"), now)}
+    return status_changes(current, desired)
 
 
 def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
@@ -323,8 +337,13 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
             kube.session_event(session, "Removed", "The retention period after the session's end is over.")
             kube.sessions(meta["namespace"], meta["name"]).delete(session["metadata"]["name"])
             continue
-        desired = desired_status(session, spec.sessions.default_duration_seconds, now)
-        changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
+        try:
+            desired = desired_status(session, spec.sessions.default_duration_seconds, now)
+        except InvalidSession as problem:
+            # Flagged on its own (once: an unchanged condition is not written again); the sweep goes on.
+            changes = invalid_session(session, problem, now)
+        else:
+            changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
         if changes:
             kube.patch_session(meta["namespace"], session["metadata"]["name"], {"status": changes}, "status")
 

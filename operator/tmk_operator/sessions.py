@@ -6,7 +6,7 @@ import datetime as dt
 
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.session import (
-    SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window,
+    SessionStatus, format_time, parse_time, read_spec, session_status, session_window,
 )
 from tmk_common.session_store import ANNOTATION_ROOM
 
@@ -17,9 +17,10 @@ def is_numbered(session: dict) -> bool:
 
 
 def desired_status(session: dict, default_duration_seconds: int, now: dt.datetime) -> dict:
-    """What `kubectl get tmks` should show. `endedAt` is kept once set: retention counts from it."""
+    """What `kubectl get tmks` should show. `endedAt` is kept once set: retention counts from it. Raises
+    InvalidSession for a spec the model refuses."""
     meta, current = session["metadata"], session.get("status") or {}
-    spec = SessionSpec.model_validate(session["spec"])
+    spec = read_spec(session["spec"])
     window = session_window(spec, parse_time(meta["creationTimestamp"]), default_duration_seconds)
     state = session_status(spec, window, now)
     status = {

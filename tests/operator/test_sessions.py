@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .conftest import SETTLE_SECONDS, eventually, example_install
+from tests.api.test_invalid_sessions import schema_before_the_names_rule
+
+from .conftest import SETTLE_SECONDS, SWEEP_SECONDS, eventually, example_install
 from .test_install import GROUP, VERSION, apply
 
 PLURAL = "tmksessions"
@@ -76,3 +78,24 @@ def test_a_session_of_an_unknown_install_says_what_to_fix(cluster, namespace, op
     assert ready["status"] == "False" and ready["reason"] == "InstallNotFound"
     assert "spec.install" in ready["message"] and "nowhere" in ready["message"]
     assert "tmk.io/session-id" not in (get_session(cluster, namespace, "orphan")["metadata"].get("labels") or {})
+
+
+def test_a_session_the_model_refuses_is_flagged_and_the_others_still_expire_on_time(cluster, namespace, operator):
+    apply(cluster, example_install(namespace))
+    # Listed before the others (by name): the sweep meets it first every round.
+    with schema_before_the_names_rule(cluster, namespace):
+        create_session(cluster, namespace, "a-written-long-ago", doctorFullName="   ")
+    ready = eventually(lambda: next(c for c in status_of(cluster, namespace, "a-written-long-ago")["conditions"]
+                                    if c["type"] == "Ready" and c["status"] == "False"))
+    assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("spec.doctorFullName: ")
+    assert "tmk.io/session-id" in get_session(cluster, namespace, "a-written-long-ago")["metadata"]["labels"]
+
+    # Ends 8 s from now: only the sweep can expire it.
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=52)
+    create_session(cluster, namespace, "b-ends-soon", startsAt=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   durationSeconds=60)
+    expired = eventually(lambda: status_of(cluster, namespace, "b-ends-soon").get("status") == "EXPIRED"
+                         and status_of(cluster, namespace, "b-ends-soon"))
+    late = dt.datetime.now(dt.timezone.utc) - (start + dt.timedelta(seconds=60))
+    assert expired["endedAt"] == expired["expiresAt"]
+    assert late < dt.timedelta(seconds=SWEEP_SECONDS + 10), late  # a sweep round after its end, not a minute

@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.kubeclient import write_outcome_unknown
 from tmk_common.session import (
-    Role, SessionSpec, SessionStatus, format_time, parse_time, session_status, session_window, utc_now,
+    InvalidSession, Role, SessionSpec, SessionStatus, format_time, parse_time, read_spec, session_status,
+    session_window, utc_now,
 )
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
 from tmk_common.tokens import mint_token, token_claims
@@ -41,7 +42,7 @@ from .sms import SmsService
 log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
 IDEMPOTENCY_KEY = "Idempotency-Key"
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 503, 504)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 410, 413, 422, 503, 504)}
 Clock = Callable[[], dt.datetime]
 # Declared in the OpenAPI document, so that /docs offers "Authorize" and sends the key on every protected call.
 API_KEY = HTTPBearer(scheme_name="ApiKey", auto_error=False,
@@ -136,8 +137,14 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return obj
 
     def view(obj: dict, with_links: bool) -> Session:
-        spec = SessionSpec.model_validate(obj["spec"])
         session_id = int(obj["metadata"]["labels"][LABEL_SESSION_ID])
+        try:
+            spec = read_spec(obj["spec"])
+        except InvalidSession as problem:
+            # Written by hand past what the API accepts: this session cannot be served, the others still are.
+            log.warning("session %s (%s) cannot be served: %s", session_id, obj["metadata"]["name"], problem)
+            raise ApiError(410, "SessionInvalid", f"Session {session_id} cannot be served: {problem}; its TmkSession "
+                           "must be corrected or deleted.", field=problem.field) from None
         room = obj["metadata"]["annotations"][ANNOTATION_ROOM]
         window = session_window(spec, parse_time(obj["metadata"]["creationTimestamp"]),
                                 settings.default_duration_seconds)
@@ -237,7 +244,10 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
             for obj in page.items:
                 if LABEL_SESSION_ID not in obj["metadata"].get("labels", {}):
                     continue  # applied with kubectl and not yet numbered by the operator
-                session = view(obj, with_links=False)
+                try:
+                    session = view(obj, with_links=False)
+                except ApiError:
+                    continue  # one that cannot be served (logged): the page goes on without it
                 if status is None or session.status is status:
                     items.append(SessionSummary.model_validate(session.model_dump()))
             cursor = page.next_cursor
@@ -250,6 +260,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
               summary="End a consultation; its links stop working")
     def close_session(session_id: int, caller: Caller) -> Envelope[Session]:
         obj = find(session_id)
+        view(obj, with_links=False)  # one that cannot be served is refused before anything is written
         if not obj["spec"].get("closed"):
             with outcome_unknown("closing again is safe"):
                 obj = store.patch_spec(obj["metadata"]["name"], {"closed": True})

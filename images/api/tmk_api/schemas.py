@@ -8,8 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from pydantic.alias_generators import to_camel
 
 from tmk_common.session import (
-    LATEST_START, LOGO_URL_PATTERN, MAX_CALLER_METADATA, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, NAME_MAX_LENGTH,
-    NO_LOGO, DisplayMode, FullName, MetadataKey, MetadataValue, Role, SessionStatus,
+    EARLIEST_START, LATEST_START, LOGO_URL_PATTERN, MAX_CALLER_METADATA, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS,
+    NAME_MAX_LENGTH, NO_LOGO, DisplayMode, FullName, MetadataKey, MetadataValue, Role, SessionStatus,
 )
 
 T = TypeVar("T")
@@ -34,8 +34,8 @@ class CreateSessionRequest(ApiModel):
         Field(description="An https URL, or the original's placeholder `file:///` for no logo."),
     ] = NO_LOGO
     starts_at: AwareDatetime | None = Field(
-        default=None, lt=LATEST_START,
-        description="When the links start to work (RFC 3339 with an offset, before 2100); now when empty.")
+        default=None, ge=EARLIEST_START, lt=LATEST_START,
+        description="When the links start to work (RFC 3339 with an offset, from 2000 to before 2100); now when empty.")
     duration_seconds: Annotated[int, Field(ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)] | None = Field(
         default=None, description="How long the links work; the install's default when empty.")
     caller_metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_CALLER_METADATA)] = Field(

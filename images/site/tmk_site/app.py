@@ -41,10 +41,11 @@ class ApiUnavailable(Exception):
 
 
 async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int, room: str) -> SessionFacts | None:
-    """The session's public facts; None when the API does not know the session (or the room does not match)."""
+    """The session's public facts; None when the API does not know the session (or the room does not match), or
+    cannot serve it (410: its object was written by hand past what the API accepts)."""
     try:
         async with http.get(f"{api_url}/v1/public/sessions/{session_id}", params={"room": room}) as response:
-            if response.status == 404:
+            if response.status in (404, 410):
                 return None
             if response.status != 200:
                 raise ApiUnavailable(f"HTTP {response.status}")
