@@ -8,11 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
+from collections import defaultdict
 
 import kopf
 import urllib3
 
-from tmk_common.constants import GROUP, INSTALL_PLURAL, SESSION_PLURAL, VERSION
+from tmk_common.constants import (API_VERSION, GROUP, INSTALL_KIND, INSTALL_PLURAL, LABEL_COMPONENT, LABEL_INSTALL,
+                                  LABEL_MANAGED_BY, MANAGED_BY, SESSION_PLURAL, VERSION)
 from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 
@@ -61,6 +64,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.execution.max_workers = 8
     memo.kube = Kube(api_client(SETTINGS.kubeconfig))
     memo.http = urllib3.PoolManager()  # webhook deliveries; the handlers are synchronous, so is this client
+    # One answer at a time per install's pool: a unit's report and the pool's timer would otherwise both start
+    # the unit that is missing, or write an older count over a newer one.
+    memo.pool_locks = defaultdict(threading.Lock)
 
 
 def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
@@ -95,10 +101,32 @@ def install_drift(body, patch, memo, **_) -> None:
     write_install_status(body, patch, reconcile_install(memo.kube, SETTINGS, body, now()))
 
 
+def answer_pool(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """Brings the install's Jibri units to what their reports ask for and writes `status.jibri` if it changed."""
+    with memo.pool_locks[(namespace, name)]:
+        install = memo.kube.install(namespace, name)
+        if install is None or install["metadata"].get("deletionTimestamp"):
+            return
+        current = install.get("status") or {}
+        changed = {key: value for key, value in reconcile_pool(memo.kube, SETTINGS, install, now()).items()
+                   if current.get(key) != value}
+        if changed:
+            memo.kube.merge_patch(API_VERSION, INSTALL_KIND, namespace, name, {"status": changed}, "status")
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_COMPONENT: "jibri", LABEL_MANAGED_BY: MANAGED_BY})
+def unit_changed(type, body, memo, **_) -> None:
+    """A unit's report (the labels the API writes for it), its pod started, ended or gone: the pool answers at
+    once, so that a doctor who starts a recording right after another finds a spare unit. The pods listed when
+    the operator starts (no event type) are the timer's."""
+    if type is not None:
+        answer_pool(memo, body["metadata"]["namespace"], body["metadata"]["labels"][LABEL_INSTALL])
+
+
 @kopf.timer(*INSTALL, interval=SETTINGS.units_interval_seconds)
-def jibri_units(body, patch, memo, **_) -> None:
-    """Answers the units' reports quickly; the rest of the install is checked at the slower drift interval."""
-    write_status(patch, dict(body.get("status") or {}), reconcile_pool(memo.kube, SETTINGS, body, now()))
+def jibri_units(body, memo, **_) -> None:
+    """The pool's safety net: an answer a unit's event missed (the operator restarted, a watch was cut)."""
+    answer_pool(memo, body["metadata"]["namespace"], body["metadata"]["name"])
 
 
 @kopf.timer(*INSTALL, interval=SETTINGS.session_sweep_seconds)

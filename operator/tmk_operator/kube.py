@@ -59,8 +59,9 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "PersistentVolumeClaim"): child_kind("persistentvolumeclaims"),
     ("v1", "Node"): Resource("nodes", namespaced=False, verbs=("get", "list")),
     ("apps/v1", "Deployment"): child_kind("deployments"),
-    # Jibri units: the operator makes and removes them one by one (units.py decides which).
-    ("v1", "Pod"): Resource("pods", verbs=("get", "list", "create", "patch", "delete")),
+    # Jibri units: the operator makes and removes them one by one (units.py decides which), and watches them to
+    # answer each unit's report at once.
+    ("v1", "Pod"): Resource("pods", verbs=("get", "list", "watch", "create", "patch", "delete")),
     ("networking.k8s.io/v1", "Ingress"): child_kind("ingresses"),
     ("networking.k8s.io/v1", "NetworkPolicy"): child_kind("networkpolicies"),
     ("policy/v1", "PodDisruptionBudget"): child_kind("poddisruptionbudgets"),
@@ -246,3 +247,9 @@ class Kube:
     def session_event(self, session: dict, reason: str, message: str) -> None:
         """A Normal Event on the session (`kubectl describe tmks`): kopf posts it in the background."""
         kopf.event(session, type="Normal", reason=reason, message=message)
+
+    def install_event(self, namespace: str, name: str, uid: str, reason: str, message: str) -> None:
+        """A Normal Event on the install (`kubectl describe tmki`): kopf posts it in the background."""
+        install = {"apiVersion": API_VERSION, "kind": INSTALL_KIND,
+                   "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        kopf.event(install, type="Normal", reason=reason, message=message)

@@ -17,9 +17,9 @@ class Settings:
     drift_seconds: float = 30.0
     # How often sessions are checked for the end of their window and for the end of their retention.
     session_sweep_seconds: float = 10.0
-    # How often each install's Jibri units are compared with their reports: the delay from a unit's report
-    # (busy, idle, expired) to the pool's answer (a new unit, a removal) is at most this.
-    units_interval_seconds: float = 2.0
+    # How often each install's Jibri units are compared with their reports even when no unit changed: the pool
+    # answers each unit's report as its event arrives, so this only bounds what an event missed.
+    units_interval_seconds: float = 10.0
     # Webhooks: how often due deliveries are sent, the first retry delay (it doubles), attempts before giving up.
     webhook_interval_seconds: float = 5.0
     webhook_retry_base_seconds: float = 10.0

@@ -94,7 +94,7 @@ def test_the_operator_runs_restricted_and_alone():
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
-@pytest.mark.parametrize("arguments, expected", [((), "2"), (("-f", str(FULL_VALUES)), "1")],
+@pytest.mark.parametrize("arguments, expected", [((), "10"), (("-f", str(FULL_VALUES)), "1")],
                          ids=["default", "from values"])
 def test_the_operators_intervals_come_from_values_as_its_settings_read_them(arguments, expected):
     deployment = next(obj for obj in helm_template(*arguments) if obj["kind"] == "Deployment")

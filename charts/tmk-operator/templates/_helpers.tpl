@@ -44,8 +44,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [configmaps]
   verbs: [get, list, create, patch, update, delete]
 - apiGroups: [""]
-  resources: [services, serviceaccounts, persistentvolumeclaims, pods]
+  resources: [services, serviceaccounts, persistentvolumeclaims]
   verbs: [get, list, create, patch, delete]
+{{- /* The Jibri units: watched, so that the pool answers a unit's report at once. */}}
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, create, patch, delete]
