@@ -253,3 +253,9 @@ class Kube:
         install = {"apiVersion": API_VERSION, "kind": INSTALL_KIND,
                    "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         kopf.event(install, type="Normal", reason=reason, message=message)
+
+    def install_event(self, namespace: str, name: str, uid: str, reason: str, message: str) -> None:
+        """A Normal Event on the install (`kubectl describe tmki`): kopf posts it in the background."""
+        install = {"apiVersion": API_VERSION, "kind": INSTALL_KIND,
+                   "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        kopf.event(install, type="Normal", reason=reason, message=message)

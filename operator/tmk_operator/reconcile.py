@@ -216,6 +216,8 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
         target = units.autoscaled_units(auto, wanted, pool, last_scale, now)
         if target != wanted:
             log.info("autoscaling %s/%s Jibri units %d -> %d", ref.namespace, ref.name, wanted, target)
+            kube.install_event(ref.namespace, ref.name, ref.uid, "Autoscaled",
+                               units.autoscaled_message(auto, wanted, target, pool))
             kube.scale_units(ref.namespace, ref.name, target, {units.SCALED_AT_ANNOTATION: format_time(now)})
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)

@@ -106,13 +106,24 @@ def plan_units(install: str, wanted: int, units: list[Unit]) -> Plan:
     )
 
 
+def recording_units(pool: list[Unit]) -> int:
+    return sum(1 for unit in pool if unit.busy and not unit.terminating)
+
+
+def autoscaled_message(auto: Autoscaling, units: int, target: int, pool: list[Unit]) -> str:
+    """The Event of one autoscaler step: what it did and why, and that it undoes a `kubectl scale` while it is on."""
+    return (f"spec.jibri.units {units} -> {target}: {recording_units(pool)} recording and {auto.idle_units} idle "
+            f"wanted, within {auto.min_units}..{auto.max_units} (spec.jibri.autoscaling). While autoscaling is "
+            "enabled it sets the units and undoes a `kubectl scale`; to choose them by hand, set "
+            "spec.jibri.autoscaling.enabled to false.")
+
+
 def autoscaled_units(auto: Autoscaling, units: int, pool: list[Unit], last_scale: dt.datetime | None,
                      now: dt.datetime) -> int:
     """The units the autoscaler wants: enough for every recording under way plus `idleUnits` spare, within the
     minimum and the maximum. It scales up at once (a doctor is waiting to record) and down only when the cooldown
     since the last change is over, so that a short lull does not flap the pool."""
-    recording = sum(1 for unit in pool if unit.busy and not unit.terminating)
-    target = max(auto.min_units, min(auto.max_units, recording + auto.idle_units))
+    target = max(auto.min_units, min(auto.max_units, recording_units(pool) + auto.idle_units))
     if target > units:
         return target
     if target < units and (last_scale is None or (now - last_scale).total_seconds() >= auto.cooldown_seconds):

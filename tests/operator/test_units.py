@@ -24,22 +24,28 @@ from tmk_common.session_store import SessionStore
 COOLDOWN_SECONDS = 6
 
 
-def units_api(cluster, namespace: str) -> tuple[TestClient, str]:
-    """The install's API as the units reach it, and the URL they report to (from the install's Secret)."""
+def units_api(cluster, namespace: str) -> TestClient:
+    """The install's API as the units reach it, with the webhook key from the install's Secret."""
     secret = cluster.core.read_namespaced_secret("demo-jibri-webhook", namespace).data
-    token = base64.b64decode(secret["token"]).decode()
-    subscriber = base64.b64decode(secret["subscribers"]).decode()
-    settings = api_settings(namespace, jibri_webhook_token=token)
+    settings = api_settings(namespace, jibri_webhook_token=base64.b64decode(secret["token"]).decode())
     # As the install's API runs: with the ServiceAccount and Role the operator rendered for it.
     identity = project.api_kubeconfig(cluster.plane, namespace, "demo")
     app = create_app(settings, SessionStore(api_client(str(identity)), namespace, "demo"))
-    return TestClient(app, raise_server_exceptions=False), subscriber.split(":8080", 1)[1] + "/v1/status"
+    return TestClient(app, raise_server_exceptions=False)
 
 
 class Units:
     def __init__(self, cluster, namespace: str):
         self.cluster, self.namespace = cluster, namespace
-        self.api, self.path = units_api(cluster, namespace)
+        self.api = units_api(cluster, namespace)
+
+    def path(self, unit: str) -> str:
+        """Where the unit's Jibri reports: the Secret key its pod's JIBRI_WEBHOOK_SUBSCRIBERS names, plus the
+        `/v1/status` Jibri adds."""
+        pod = self.cluster.core.read_namespaced_pod(unit, self.namespace)
+        (ref,) = [v.value_from.secret_key_ref for v in pod.spec.containers[0].env if v.name == "JIBRI_WEBHOOK_SUBSCRIBERS"]
+        url = base64.b64decode(self.cluster.core.read_namespaced_secret(ref.name, self.namespace).data[ref.key]).decode()
+        return url.split(":8080", 1)[1] + "/v1/status"
 
     def names(self) -> list[str]:
         pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector="tmk.io/component=jibri").items
@@ -47,7 +53,7 @@ class Units:
 
     def report(self, unit: str, busy: str = "IDLE", health: str = "HEALTHY") -> None:
         body = {"jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": health}}}
-        answer = self.api.post(self.path, json=body)
+        answer = self.api.post(self.path(unit), json=body)
         assert answer.status_code == 200, answer.text
 
     def all_report(self, busy: str = "IDLE") -> list[str]:
@@ -215,3 +221,22 @@ def test_a_draining_unit_is_still_kept_and_then_removed_across_an_operator_resta
     assert units.names() == ["demo-jibri-0"], "the recording unit stays"
     units.report("demo-jibri-0", "IDLE")
     units.wait_for([])
+
+
+def test_kubectl_scale_undone_by_the_autoscaler_says_so_in_an_event(cluster, namespace, operator):
+    add_media_node(cluster, namespace, f"{namespace}-media")
+    apply(cluster, example_install(namespace, jibri={"enabled": True, "units": 1, "autoscaling": {
+        "enabled": True, "minUnits": 1, "maxUnits": 3, "idleUnits": 1, "cooldownSeconds": 0}}))
+    eventually(lambda: get_install(cluster, namespace)["status"]["jibri"]["wanted"] == 1)
+    kubectl_scale(cluster, namespace, 3)  # nothing records: the autoscaler wants one idle unit, and sets it back
+    eventually(lambda: get_install(cluster, namespace)["spec"]["jibri"]["units"] == 1
+               and get_install(cluster, namespace)["metadata"]["annotations"].get(f"{GROUP}/units-scaled-at"))
+
+    def autoscaled():
+        return [event for event in cluster.core.list_namespaced_event(namespace).items
+                if event.involved_object.name == "demo" and event.reason == "Autoscaled"]
+
+    (event,) = eventually(autoscaled)
+    assert event.type == "Normal" and event.involved_object.kind == "TmkInstall"
+    assert event.message.startswith("spec.jibri.units 3 -> 1: 0 recording and 1 idle wanted, within 1..3")
+    assert "undoes a `kubectl scale`" in event.message and "spec.jibri.autoscaling.enabled to false" in event.message
