@@ -24,28 +24,22 @@ from tmk_common.session_store import SessionStore
 COOLDOWN_SECONDS = 6
 
 
-def units_api(cluster, namespace: str) -> TestClient:
-    """The install's API as the units reach it, with the webhook key from the install's Secret."""
+def units_api(cluster, namespace: str) -> tuple[TestClient, str]:
+    """The install's API as the units reach it, and the URL they report to (from the install's Secret)."""
     secret = cluster.core.read_namespaced_secret("demo-jibri-webhook", namespace).data
-    settings = api_settings(namespace, jibri_webhook_token=base64.b64decode(secret["token"]).decode())
+    token = base64.b64decode(secret["token"]).decode()
+    subscriber = base64.b64decode(secret["subscribers"]).decode()
+    settings = api_settings(namespace, jibri_webhook_token=token)
     # As the install's API runs: with the ServiceAccount and Role the operator rendered for it.
     identity = project.api_kubeconfig(cluster.plane, namespace, "demo")
     app = create_app(settings, SessionStore(api_client(str(identity)), namespace, "demo"))
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False), subscriber.split(":8080", 1)[1] + "/v1/status"
 
 
 class Units:
     def __init__(self, cluster, namespace: str):
         self.cluster, self.namespace = cluster, namespace
-        self.api = units_api(cluster, namespace)
-
-    def path(self, unit: str) -> str:
-        """Where the unit's Jibri reports: the Secret key its pod's JIBRI_WEBHOOK_SUBSCRIBERS names, plus the
-        `/v1/status` Jibri adds."""
-        pod = self.cluster.core.read_namespaced_pod(unit, self.namespace)
-        (ref,) = [v.value_from.secret_key_ref for v in pod.spec.containers[0].env if v.name == "JIBRI_WEBHOOK_SUBSCRIBERS"]
-        url = base64.b64decode(self.cluster.core.read_namespaced_secret(ref.name, self.namespace).data[ref.key]).decode()
-        return url.split(":8080", 1)[1] + "/v1/status"
+        self.api, self.path = units_api(cluster, namespace)
 
     def names(self) -> list[str]:
         pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector="tmk.io/component=jibri").items
@@ -53,7 +47,7 @@ class Units:
 
     def report(self, unit: str, busy: str = "IDLE", health: str = "HEALTHY") -> None:
         body = {"jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": health}}}
-        answer = self.api.post(self.path(unit), json=body)
+        answer = self.api.post(self.path, json=body)
         assert answer.status_code == 200, answer.text
 
     def all_report(self, busy: str = "IDLE") -> list[str]:
