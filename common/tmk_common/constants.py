@@ -15,6 +15,11 @@ LABEL_COMPONENT = f"{GROUP}/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tmk-operator"
 
+# The field managers the API server records for each process's writes (`kubectl get -o yaml --show-managed-fields`
+# shows who wrote which field). The operator's handlers' status changes are written by kopf, as `kopf`.
+FIELD_MANAGER_OPERATOR = "tmk-operator"
+FIELD_MANAGER_API = "tmk-api"
+
 # Labels on a TmkSession: what the API looks sessions up by without listing them all.
 LABEL_SESSION_ID = f"{GROUP}/session-id"
 LABEL_IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"

@@ -13,10 +13,12 @@ from kubernetes.client.exceptions import ApiException
 T = TypeVar("T")
 
 
-def api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
+def api_client(kubeconfig: str | None = None, pool_size: int = 32, field_manager: str | None = None) -> client.ApiClient:
     """In a pod: the service account. Elsewhere: the kubeconfig named, else $KUBECONFIG / ~/.kube/config.
 
-    The file is passed explicitly because the client reads $KUBECONFIG only at call time."""
+    The file is passed explicitly because the client reads $KUBECONFIG only at call time. `field_manager` names the
+    process in every object it writes: a write without a `fieldManager` of its own is recorded under the user
+    agent's first word."""
     configuration = client.Configuration()
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
         config.load_incluster_config(client_configuration=configuration)
@@ -28,7 +30,10 @@ def api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.Api
     # A connection that could not be made is tried once more; a request that was sent and not answered in time
     # is not: a read would wait out its timeout twice, and a write's outcome is for its caller to learn.
     configuration.retries = urllib3.Retry(total=1, read=False, redirect=False)
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    if field_manager:
+        api.user_agent = field_manager
+    return api
 
 
 # Every call of the API service and the stores: a stuck request fails rather than holding a worker.

@@ -14,8 +14,8 @@ from collections import defaultdict
 import kopf
 import urllib3
 
-from tmk_common.constants import (API_VERSION, GROUP, INSTALL_KIND, INSTALL_PLURAL, LABEL_COMPONENT, LABEL_INSTALL,
-                                  LABEL_MANAGED_BY, MANAGED_BY, SESSION_PLURAL, VERSION)
+from tmk_common.constants import (API_VERSION, FIELD_MANAGER_OPERATOR, GROUP, INSTALL_KIND, INSTALL_PLURAL,
+                                  LABEL_COMPONENT, LABEL_INSTALL, LABEL_MANAGED_BY, MANAGED_BY, SESSION_PLURAL, VERSION)
 from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 
@@ -62,7 +62,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # Events for warnings and errors only: an event per successful handler would make every reconcile a write.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
-    memo.kube = Kube(api_client(SETTINGS.kubeconfig))
+    memo.kube = Kube(api_client(SETTINGS.kubeconfig, field_manager=FIELD_MANAGER_OPERATOR))
     memo.http = urllib3.PoolManager()  # webhook deliveries; the handlers are synchronous, so is this client
     # One answer at a time per install's pool: a unit's report and the pool's timer would otherwise both start
     # the unit that is missing, or write an older count over a newer one.

@@ -19,15 +19,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from tmk_common.constants import (API_VERSION, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL, LABEL_MANAGED_BY, MANAGED_BY,
-                                  SESSION_KIND, SESSION_PLURAL)
+from tmk_common.constants import (API_VERSION, FIELD_MANAGER_OPERATOR, INSTALL_KIND, INSTALL_PLURAL, LABEL_INSTALL,
+                                  LABEL_MANAGED_BY, MANAGED_BY, SESSION_KIND, SESSION_PLURAL)
 from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
 REQUEST_TIMEOUT_SECONDS = 15
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
-FIELD_MANAGER = "tmk-operator"
 # What the operator last applied to a child, as a digest: a change of the rendering alone (a field no longer
 # rendered) is invisible in the live object, which still holds the field until the next apply removes it.
 APPLIED_DIGEST_ANNOTATION = "tmk.io/applied-digest"
@@ -161,7 +160,7 @@ class Kube:
         body = {**desired, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}),
                                                                 APPLIED_DIGEST_ANNOTATION: digest}}}
         applied = self.request("PATCH", path_of(api_version, kind, meta.get("namespace"), meta["name"]), body,
-                               content_type=APPLY_PATCH, query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+                               content_type=APPLY_PATCH, query=[("fieldManager", FIELD_MANAGER_OPERATOR), ("force", "true")])
         return applied, True
 
     def children(self, namespace: str, install: str) -> list[dict]:

@@ -9,6 +9,7 @@ from tests.conftest import ROOT, load_yaml
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
 from tmk_cluster import project
+from tmk_common.constants import FIELD_MANAGER_API
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_operator.render.base import InstallRef
@@ -59,7 +60,7 @@ def api_kubeconfig(cluster, namespace) -> str:
 def make_api(api_kubeconfig, namespace, clock):
     def make(**overrides) -> TestClient:
         settings = api_settings(namespace, **overrides)
-        store = SessionStore(api_client(api_kubeconfig), namespace, settings.install)
+        store = SessionStore(api_client(api_kubeconfig, field_manager=FIELD_MANAGER_API), namespace, settings.install)
         return TestClient(create_app(settings, store, clock=clock), raise_server_exceptions=False)
     return make
 

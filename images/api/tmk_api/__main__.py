@@ -4,6 +4,7 @@ import logging
 
 import uvicorn
 
+from tmk_common.constants import FIELD_MANAGER_API
 from tmk_common.kubeclient import api_client
 from tmk_common.logs import configure_logging
 from tmk_common.session_store import SessionStore
@@ -17,7 +18,8 @@ def main() -> None:
     configure_logging(json_format=settings.log_json)
     if settings.keyless:
         logging.getLogger("tmk.api").warning("keyless mode: anyone who reaches this API can create sessions")
-    store = SessionStore(api_client(settings.kubeconfig), settings.namespace, settings.install)
+    store = SessionStore(api_client(settings.kubeconfig, field_manager=FIELD_MANAGER_API), settings.namespace,
+                         settings.install)
     app = create_app(settings, store)
     # The access log is off: a query string may carry a token. The metrics count the requests instead.
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
