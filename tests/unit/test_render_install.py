@@ -324,7 +324,8 @@ def test_api_deployment_env_and_keys():
     assert env["TMK_SITE_DOMAIN"] == "tmk.example.org" and env["TMK_JITSI_DOMAIN"] == "meet.example.org"
     assert env["TMK_JWT_APP_ID"] == "tmk" and env["TMK_KEYLESS"] == "true"
     assert env["TMK_JWT_APP_SECRET"] == {"secretKeyRef": {"name": "demo-jitsi", "key": "JWT_APP_SECRET"}}
-    assert env["TMK_DEFAULT_DURATION_SECONDS"] == "1800" and env["TMK_RETENTION_SECONDS"] == "604800"
+    # Ended sessions are removed by the operator: the API is not told the retention.
+    assert env["TMK_DEFAULT_DURATION_SECONDS"] == "1800" and "TMK_RETENTION_SECONDS" not in env
     assert env["TMK_API_KEYS_DIR"] == "/etc/tmk/api-keys"
     pod = pod_of(api)
     assert {"name": "api-keys", "secret": {"secretName": "demo-api-keys"}} in pod["volumes"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +34,8 @@ class Settings:
     recordings_sweep_seconds: float = 120.0  # how often retention runs and sessions' recordings are written
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
         missing = [name for name in ("TMK_INSTALL", "TMK_NAMESPACE", "TMK_SITE_DOMAIN", "TMK_JITSI_DOMAIN",
                                      "TMK_JWT_APP_SECRET") if not env.get(name)]
         if missing:

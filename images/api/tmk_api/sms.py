@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Callable
@@ -105,7 +106,7 @@ class SmsGateway:
     scan_seconds: float = SCAN_SECONDS
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "SmsGateway | None":
+    def from_env(cls, env: Mapping[str, str]) -> "SmsGateway | None":
         """None when the install has no gateway (`TMK_SMS_URL` unset): SMS invites are then refused."""
         if not env.get("TMK_SMS_URL"):
             return None

@@ -28,7 +28,6 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         env("TMK_API_KEYS_DIR", c.API_KEYS_DIR),
         env("TMK_KEYLESS", "true" if spec.api.keyless else "false"),
         env("TMK_DEFAULT_DURATION_SECONDS", spec.sessions.default_duration_seconds),
-        env("TMK_RETENTION_SECONDS", spec.sessions.retention_seconds),
         env("TMK_DEFAULT_LANGUAGE", spec.site.default_language),
         *sms_env(spec),
         # Always: units that are draining after recording was switched off still report until they go.
