@@ -22,7 +22,7 @@ from tmk_common.logs import configure_logging
 from . import conditions
 from .kube import Kube
 from .reconcile import (close_sessions, deliver_webhooks, reconcile_install, reconcile_pool, reconcile_session,
-                        sweep_sessions)
+                        remove_sessions, sweep_sessions)
 from .webhooks import has_pending
 from .settings import Settings
 
@@ -153,7 +153,9 @@ def webhook_deliveries(body, memo, webhook_backlog: kopf.Index, **_) -> None:
 @kopf.on.delete(*INSTALL)
 def install_deleted(body, memo, logger, **_) -> None:
     closed = close_sessions(memo.kube, body)
-    logger.info("closed %d open sessions; the stack goes with its owner references", closed)
+    removed = remove_sessions(memo.kube, body)
+    logger.info("closed %d open sessions and removed all %d; the stack goes with its owner references", closed,
+                removed)
 
 
 @kopf.on.resume(*SESSION)
