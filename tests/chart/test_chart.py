@@ -170,3 +170,15 @@ def test_limited_rbac_uses_roles_in_the_chosen_namespaces():
 def test_dockerfiles_are_hadolint_clean(dockerfile):
     result = subprocess.run([tool("hadolint"), str(ROOT / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_packaged_chart_renders_what_the_checkout_does(tmp_path):
+    """docs/install.md installs from `helm package`'s archive (or an OCI registry it is pushed to): the archive
+    must carry everything the checkout's chart renders, the CRDs under files/ too."""
+    subprocess.run([tool("helm"), "package", str(CHART), "-d", str(tmp_path)], check=True, capture_output=True)
+    (archive,) = tmp_path.glob("tmk-operator-*.tgz")
+    rendered = subprocess.run([tool("helm"), "template", "tmk-operator", str(archive), "-n", "tmk-system"],
+                              check=True, capture_output=True, text=True).stdout
+    from_archive = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    assert from_archive == helm_template()
+    assert any(doc["kind"] == "CustomResourceDefinition" for doc in from_archive)
