@@ -31,6 +31,7 @@ from kubernetes.dynamic import DynamicClient
 from tmk_cluster import project
 from tmk_cluster.controlplane import STORAGE_CLASS, ControlPlane, ControlPlaneError
 from tmk_common.kubeclient import api_client
+from tmk_common.unit_store import unit_token
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT / ".sandbox"
@@ -127,10 +128,15 @@ def follow_keys(core: client.CoreV1Api, directory: Path, stop: threading.Event) 
             print(f"could not refresh the API keys: {error.status} {error.reason}", file=sys.stderr)
 
 
-def report_new_units(core: client.CoreV1Api, token: str, stop: threading.Event) -> None:
+def unit_url(webhook_key: str, unit: str) -> str:
+    """The unit's own report URL, as the operator hands it to the unit's pod (here on the API's local port)."""
+    return f"http://127.0.0.1:{API_PORT}/internal/jibri/{unit}/{unit_token(webhook_key, unit)}/v1/status"
+
+
+def report_new_units(core: client.CoreV1Api, webhook_key: str, stop: threading.Event) -> None:
     """Plays the part of Jibri in each unit pod kwok runs (no Jibri runs here): a unit that has never reported
-    reports idle and healthy through the real webhook, once; what anyone reports afterwards stands."""
-    url = f"http://127.0.0.1:{API_PORT}/internal/jibri/{token}/v1/status"
+    reports idle and healthy through the real webhook, with its own token, once; what anyone reports afterwards
+    stands."""
     while not stop.wait(1.0):
         try:
             pods = core.list_namespaced_pod(NAMESPACE, label_selector="tmk.io/component=jibri,!tmk.io/jibri-status")
@@ -138,7 +144,8 @@ def report_new_units(core: client.CoreV1Api, token: str, stop: threading.Event) 
                 if pod.status.phase == "Running":
                     body = json.dumps({"jibriId": pod.metadata.name, "status": {
                         "busyStatus": "IDLE", "health": {"healthStatus": "HEALTHY", "details": {}}}}).encode()
-                    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                    request = urllib.request.Request(unit_url(webhook_key, pod.metadata.name), data=body,
+                                                     headers={"Content-Type": "application/json"})
                     urllib.request.urlopen(request, timeout=5).close()
         except (ApiException, OSError) as error:
             print(f"a recorder unit could not report: {error}", file=sys.stderr)
@@ -179,7 +186,7 @@ def main() -> None:
         create_missing(api, example)
         jitsi = wait_for("the issued secrets", lambda: secret_values(core, f"{INSTALL}-jitsi"), plane)
         keys = wait_for("the API keys", lambda: secret_values(core, f"{INSTALL}-api-keys"), plane)
-        unit_token = wait_for("the Jibri webhook token",
+        webhook_key = wait_for("the Jibri webhook key",
                               lambda: secret_values(core, f"{INSTALL}-jibri-webhook"), plane)["token"]
         if plane is not None:
             # The API runs as the ServiceAccount the operator rendered for it, with the Role it rendered.
@@ -194,7 +201,7 @@ def main() -> None:
             "TMK_SITE_DOMAIN": spec["domains"]["site"], "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"],
             "TMK_JWT_APP_ID": spec.get("jitsi", {}).get("jwtAppId", "tmk"),
             "TMK_JWT_APP_SECRET": jitsi["JWT_APP_SECRET"], "TMK_API_KEYS_DIR": str(keys_dir),
-            "TMK_JIBRI_WEBHOOK_TOKEN": unit_token,
+            "TMK_JIBRI_WEBHOOK_TOKEN": webhook_key,
             "TMK_API_HOST": "127.0.0.1", "TMK_API_PORT": str(API_PORT)})
         start("site", ["-m", "tmk_site"], {
             "TMK_JITSI_DOMAIN": spec["domains"]["jitsi"], "TMK_API_URL": f"http://127.0.0.1:{API_PORT}",
@@ -202,9 +209,9 @@ def main() -> None:
         wait_for("the session API", lambda: http_ok(f"http://127.0.0.1:{API_PORT}/readyz"), plane)
         wait_for("the site", lambda: http_ok(f"http://127.0.0.1:{SITE_PORT}/healthz"), plane)
         if plane is not None:
-            threading.Thread(target=report_new_units, args=(core, unit_token, stop), daemon=True).start()
+            threading.Thread(target=report_new_units, args=(core, webhook_key, stop), daemon=True).start()
             wait_for("the install to be Ready", lambda: install_ready(api), plane, timeout=120)
-        print(hints(kubeconfig, keys.get("default") or next(iter(keys.values())), unit_token), flush=True)
+        print(hints(kubeconfig, keys.get("default") or next(iter(keys.values())), webhook_key), flush=True)
         while True:
             check_children(plane)
             time.sleep(0.5)
@@ -224,7 +231,7 @@ def main() -> None:
             plane.stop()
 
 
-def hints(kubeconfig: str, key: str, unit_token: str) -> str:
+def hints(kubeconfig: str, key: str, webhook_key: str) -> str:
     """What to try once everything runs."""
     return f"""
 TMK is running (logs in .sandbox/*.log, the control plane's in .sandbox/cluster/logs). Try:
@@ -244,7 +251,7 @@ TMK is running (logs in .sandbox/*.log, the control plane's in .sandbox/cluster/
 
   # Recorder units: say, as Jibri would, that one is recording; the autoscaler adds a spare unit.
   kubectl get pods -n {NAMESPACE} -l tmk.io/component=jibri -L tmk.io/jibri-status,tmk.io/jibri-draining
-  curl -s http://127.0.0.1:{API_PORT}/internal/jibri/{unit_token}/v1/status -H 'Content-Type: application/json' \\
+  curl -s {unit_url(webhook_key, f"{INSTALL}-jibri-0")} -H 'Content-Type: application/json' \\
     -d '{{"jibriId": "{INSTALL}-jibri-0", "status": {{"busyStatus": "BUSY", "health": {{"healthStatus": "HEALTHY"}}}}}}'
   kubectl get tmki {INSTALL} -n {NAMESPACE} -o jsonpath='{{.status.jibri}}'
 

@@ -1,8 +1,11 @@
 """Kubernetes I/O on the Jibri unit pods of one install, for the API's unit-report endpoint: read a unit, and
-write what it reported onto its labels, where the operator and `kubectl get pods -L` read it."""
+write what it reported onto its labels, where the operator and `kubectl get pods -L` read it; and each unit's own
+report credential, which the operator hands the unit and the API checks."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 from kubernetes import client
@@ -12,6 +15,12 @@ from .constants import ANNOTATION_JIBRI_REPORTED_AT, LABEL_COMPONENT, LABEL_INST
 from .kubeclient import REQUEST_TIMEOUT_SECONDS
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def unit_token(webhook_key: str, unit: str) -> str:
+    """The token only unit `unit` reports with: an HMAC of its pod name under the install's webhook key, so the
+    API checks it without storing one per unit, and a unit's token speaks for no other unit."""
+    return hmac.new(webhook_key.encode(), unit.encode(), hashlib.sha256).hexdigest()
 
 
 class UnitStore:

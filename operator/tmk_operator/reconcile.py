@@ -25,11 +25,12 @@ from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
 from .kube import Kube, status_message
-from .render import (InstallRef, MediaNode, RenderContext, bridge_status, ice_servers, media_problems, render_install,
-                     render_issued_secrets, render_jibri_template, render_jibri_unit, render_turn_secret,
-                     shared_secret_problem, validate_spec)
+from .render import (InstallRef, MediaNode, RenderContext, bridge_status, ice_servers, jibri_webhook_secret_name,
+                     media_problems, render_install, render_issued_secrets, render_jibri_template, render_jibri_unit,
+                     render_turn_secret, render_unit_urls, shared_secret_problem, validate_spec)
 from .render.base import selector_labels
 from .render.media import template_hash
+from .render.secrets import JIBRI_WEBHOOK_TOKEN_KEY
 from .secret_values import SECRET_BYTES, generate_secret_values
 from .sessions import desired_status, due_for_removal, is_numbered, status_changes
 from .settings import Settings
@@ -222,7 +223,18 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)
     refused = []
+    if plan.create or pool:
+        # Each unit's report URL, with its own token, is in place before its pod starts (the kubelet reads it).
+        webhook_key = (kube.secret_data(ref.namespace, jibri_webhook_secret_name(ref)) or {}).get(
+            JIBRI_WEBHOOK_TOKEN_KEY)
+        if webhook_key is None:
+            refused += [(name, f"no Secret {jibri_webhook_secret_name(ref)!r} yet") for name in plan.create]
+        else:
+            live = [unit.name for unit in pool if not unit.terminating and unit.name not in plan.remove]
+            kube.apply(render_unit_urls(ref, webhook_key, sorted({*live, *plan.create})))
     for name in plan.create:
+        if name in dict(refused):
+            continue
         refusal = kube.create_pod(render_jibri_unit(template, name))
         if refusal:
             refused.append((name, refusal))

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-TOKEN = "unit-token-0123456789abcdefghijklmnopqrstuv"
-REPORT_PATH = f"/internal/jibri/{TOKEN}/v1/status"
+from tmk_common.unit_store import unit_token
+
+WEBHOOK_KEY = "unit-token-0123456789abcdefghijklmnopqrstuv"
+
+
+def report_path(unit: str = "demo-jibri-0", token: str | None = None) -> str:
+    """The URL the operator hands unit `unit` (render_unit_urls): its name and its own token."""
+    return f"/internal/jibri/{unit}/{token or unit_token(WEBHOOK_KEY, unit)}/v1/status"
+
+
+REPORT_PATH = report_path()
 
 
 def report(unit: str, busy: str = "BUSY", health: str = "HEALTHY") -> dict:
@@ -25,7 +34,7 @@ def labels_of(cluster, namespace: str, name: str) -> dict:
 
 @pytest.fixture
 def units_api(make_api):
-    return make_api(jibri_webhook_token=TOKEN)
+    return make_api(jibri_webhook_token=WEBHOOK_KEY)
 
 
 def test_a_report_is_written_onto_the_units_labels(cluster, namespace, units_api, clock):
@@ -56,10 +65,12 @@ def test_a_repeated_report_writes_nothing(cluster, namespace, units_api):
 
 
 @pytest.mark.parametrize("path, status, code", [
-    ("/internal/jibri/wrong-token/v1/status", 401, "Unauthorized"),
-    (f"/internal/jibri/{TOKEN[:-1]}/v1/status", 401, "Unauthorized"),
-    ("/internal/jibri//v1/status", 404, "NotFound"),  # no token at all: no such route
-], ids=["wrong", "truncated", "missing"])
+    (report_path(token="wrong-token"), 401, "Unauthorized"),
+    (report_path(token=unit_token(WEBHOOK_KEY, "demo-jibri-0")[:-1]), 401, "Unauthorized"),
+    (report_path(token=WEBHOOK_KEY), 401, "Unauthorized"),  # the install's key itself is no unit's token
+    (f"/internal/jibri/{WEBHOOK_KEY}/v1/status", 404, "NotFound"),  # the shared-token URL of old: no such route
+    ("/internal/jibri/demo-jibri-0//v1/status", 404, "NotFound"),  # no token at all: no such route
+], ids=["wrong", "truncated", "install-key", "shared-token-url", "missing"])
 def test_a_report_without_the_token_is_refused_and_changes_nothing(cluster, namespace, units_api, path, status,
                                                                    code):
     add_pod(cluster, namespace, "demo-jibri-0")
@@ -75,7 +86,7 @@ def test_an_install_without_a_token_refuses_every_report(cluster, namespace, mak
 
 
 def test_an_unauthenticated_caller_learns_nothing_from_a_bad_body(units_api):
-    assert units_api.post("/internal/jibri/wrong/v1/status", content=b"not json").status_code == 401
+    assert units_api.post(report_path(token="wrong"), content=b"not json").status_code == 401
 
 
 @pytest.mark.parametrize("pod, install, component", [
@@ -84,7 +95,7 @@ def test_an_unauthenticated_caller_learns_nothing_from_a_bad_body(units_api):
 def test_only_this_installs_units_may_report(cluster, namespace, units_api, pod, install, component):
     if install:
         add_pod(cluster, namespace, pod, install, component)
-    answer = units_api.post(REPORT_PATH, json=report(pod))
+    answer = units_api.post(report_path(pod), json=report(pod))
     assert answer.status_code == 404
     assert answer.json()["error"]["fields"][0]["field"] == "jibriId"
     if install:
@@ -106,3 +117,22 @@ def test_a_malformed_report_gets_a_4xx_naming_the_field(cluster, namespace, unit
 
 def test_the_token_is_not_in_the_published_api(units_api):
     assert "/internal/jibri" not in str(units_api.get("/openapi.json").json()["paths"])
+
+
+def test_a_unit_cannot_report_another_unit(cluster, namespace, units_api):
+    for unit in ("demo-jibri-0", "demo-jibri-1"):
+        add_pod(cluster, namespace, unit)
+    assert units_api.post(report_path("demo-jibri-1"), json=report("demo-jibri-1", "BUSY")).status_code == 200
+    # Unit 0's own URL, saying that unit 1 is used up: the operator would replace unit 1 mid-recording.
+    answer = units_api.post(report_path("demo-jibri-0"), json=report("demo-jibri-1", "EXPIRED"))
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "NotThisUnit"
+    assert answer.json()["error"]["fields"][0]["field"] == "jibriId"
+    assert labels_of(cluster, namespace, "demo-jibri-1")["tmk.io/jibri-status"] == "busy"
+    # Unit 0's token on unit 1's URL is no credential either.
+    stolen = report_path("demo-jibri-1", token=unit_token(WEBHOOK_KEY, "demo-jibri-0"))
+    assert units_api.post(stolen, json=report("demo-jibri-1", "EXPIRED")).status_code == 401
+    assert labels_of(cluster, namespace, "demo-jibri-1")["tmk.io/jibri-status"] == "busy"
+    # Reporting itself, unit 0 is heard.
+    assert units_api.post(report_path("demo-jibri-0"), json=report("demo-jibri-0", "IDLE")).status_code == 200
+    assert labels_of(cluster, namespace, "demo-jibri-0")["tmk.io/jibri-status"] == "idle"

@@ -24,22 +24,30 @@ from tmk_common.session_store import SessionStore
 COOLDOWN_SECONDS = 6
 
 
-def units_api(cluster, namespace: str) -> tuple[TestClient, str]:
-    """The install's API as the units reach it, and the URL they report to (from the install's Secret)."""
+def units_api(cluster, namespace: str) -> TestClient:
+    """The install's API as the units reach it, with the webhook key from the install's Secret."""
     secret = cluster.core.read_namespaced_secret("demo-jibri-webhook", namespace).data
-    token = base64.b64decode(secret["token"]).decode()
-    subscriber = base64.b64decode(secret["subscribers"]).decode()
-    settings = api_settings(namespace, jibri_webhook_token=token)
+    settings = api_settings(namespace, jibri_webhook_token=base64.b64decode(secret["token"]).decode())
     # As the install's API runs: with the ServiceAccount and Role the operator rendered for it.
     identity = project.api_kubeconfig(cluster.plane, namespace, "demo")
     app = create_app(settings, SessionStore(api_client(str(identity)), namespace, "demo"))
-    return TestClient(app, raise_server_exceptions=False), subscriber.split(":8080", 1)[1] + "/v1/status"
+    return TestClient(app, raise_server_exceptions=False)
 
 
 class Units:
     def __init__(self, cluster, namespace: str):
         self.cluster, self.namespace = cluster, namespace
-        self.api, self.path = units_api(cluster, namespace)
+        self.api = units_api(cluster, namespace)
+
+    def path(self, unit: str) -> str:
+        """Where the unit's Jibri reports: the Secret key its pod's JIBRI_WEBHOOK_SUBSCRIBERS names, plus the
+        `/v1/status` Jibri adds."""
+        pod = self.cluster.core.read_namespaced_pod(unit, self.namespace)
+        (ref,) = [variable.value_from.secret_key_ref for variable in pod.spec.containers[0].env
+                  if variable.name == "JIBRI_WEBHOOK_SUBSCRIBERS"]
+        urls = self.cluster.core.read_namespaced_secret(ref.name, self.namespace).data
+        url = base64.b64decode(urls[ref.key]).decode()
+        return url.split(":8080", 1)[1] + "/v1/status"
 
     def names(self) -> list[str]:
         pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector="tmk.io/component=jibri").items
@@ -47,7 +55,7 @@ class Units:
 
     def report(self, unit: str, busy: str = "IDLE", health: str = "HEALTHY") -> None:
         body = {"jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": health}}}
-        answer = self.api.post(self.path, json=body)
+        answer = self.api.post(self.path(unit), json=body)
         assert answer.status_code == 200, answer.text
 
     def all_report(self, busy: str = "IDLE") -> list[str]:
@@ -112,11 +120,11 @@ def test_a_busy_unit_survives_a_scale_down_and_goes_once_idle(cluster, namespace
     wait_for_pool_rounds(cluster, namespace)
     assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
 
-    # A report with another token changes nothing.
-    forged = units.api.post(units.path.replace(units.path.split("/")[3], "forged"),
-                            json={"jibriId": "demo-jibri-2", "status": {"busyStatus": "IDLE",
-                                                                       "health": {"healthStatus": "HEALTHY"}}})
-    assert forged.status_code == 401
+    # A report with another token, or another unit's own, changes nothing: unit 2 keeps recording.
+    used_up = {"jibriId": "demo-jibri-2", "status": {"busyStatus": "EXPIRED", "health": {"healthStatus": "HEALTHY"}}}
+    forged = units.path("demo-jibri-2").replace(units.path("demo-jibri-2").split("/")[4], "forged")
+    assert units.api.post(forged, json=used_up).status_code == 401
+    assert units.api.post(units.path("demo-jibri-1"), json=used_up).status_code == 403
     wait_for_pool_rounds(cluster, namespace)
     assert units.names() == ["demo-jibri-1", "demo-jibri-2"]
 

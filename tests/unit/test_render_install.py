@@ -279,8 +279,8 @@ def test_recorder_units_and_recordings_claim():
     assert volumes[mounts["/storage/recordings"]]["persistentVolumeClaim"] == {"claimName": "demo-recordings"}
     env = env_of(unit)
     assert env["JIBRI_RECORDING_DIR"] == "/storage/recordings"
-    # The report URL holds the webhook token, so the pod only names the Secret that has it.
-    assert env["JIBRI_WEBHOOK_SUBSCRIBERS"] == {"secretKeyRef": {"name": "demo-jibri-webhook", "key": "subscribers"}}
+    # The report URL holds the unit's own token, so the pod only names its key of the Secret that has it.
+    assert env["JIBRI_WEBHOOK_SUBSCRIBERS"] == {"secretKeyRef": {"name": "demo-jibri-units", "key": "demo-jibri-0"}}
     assert env["JIBRI_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["XMPP_HIDDEN_DOMAIN"] == "hidden.meet.jitsi"
     claim = find(manifests, "PersistentVolumeClaim", "demo-recordings")

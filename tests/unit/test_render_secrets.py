@@ -6,7 +6,8 @@ import kubernetes_validate
 import pytest
 
 from tmk_common.constants import JITSI_SECRET_KEYS
-from tmk_operator.render import InstallRef, render_issued_secrets
+from tmk_common.unit_store import unit_token
+from tmk_operator.render import InstallRef, render_issued_secrets, render_unit_urls
 from tmk_operator.secret_values import generate_secret_values
 
 INSTALL = InstallRef(name="demo", namespace="clinic", uid="uid-1")
@@ -34,11 +35,9 @@ def test_issued_secrets_hold_the_values():
     assert api_keys["metadata"]["name"] == "demo-api-keys"
     assert decoded(api_keys) == {"default": values["API_KEY"]}
     assert "immutable" not in api_keys
-    # The units report to the API with the token in the URL; the API checks the same token.
+    # The key each unit's own token is made from; the API checks a unit's token with it.
     assert webhook["metadata"]["name"] == "demo-jibri-webhook" and webhook["immutable"] is True
-    token = values["JIBRI_WEBHOOK_TOKEN"]
-    assert decoded(webhook) == {"token": token,
-                                "subscribers": f"http://demo-api.clinic.svc:8080/internal/jibri/{token}"}
+    assert decoded(webhook) == {"token": values["JIBRI_WEBHOOK_TOKEN"]}
     for secret in (jitsi, api_keys, webhook):
         assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
         kubernetes_validate.validate(secret, "1.31", strict=True)
@@ -59,3 +58,15 @@ def test_incomplete_jitsi_values_are_refused_without_showing_them():
 def test_same_values_render_the_same_secrets():
     values = generate_secret_values()
     assert render_issued_secrets(INSTALL, values) == render_issued_secrets(INSTALL, dict(reversed(values.items())))
+
+
+def test_each_unit_reports_to_its_own_url_with_its_own_token():
+    urls = render_unit_urls(INSTALL, "k" * 43, ["demo-jibri-0", "demo-jibri-1"])
+    assert urls["metadata"]["name"] == "demo-jibri-units" and "immutable" not in urls
+    assert decoded(urls) == {
+        unit: f"http://demo-api.clinic.svc:8080/internal/jibri/{unit}/{unit_token('k' * 43, unit)}"
+        for unit in ("demo-jibri-0", "demo-jibri-1")}
+    assert unit_token("k" * 43, "demo-jibri-0") != unit_token("k" * 43, "demo-jibri-1")
+    assert unit_token("k" * 43, "demo-jibri-0") != unit_token("j" * 43, "demo-jibri-0")
+    assert urls == render_unit_urls(INSTALL, "k" * 43, ["demo-jibri-0", "demo-jibri-1"])  # pure: the same again
+    kubernetes_validate.validate(urls, "1.31", strict=True)

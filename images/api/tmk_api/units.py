@@ -2,7 +2,8 @@
 the unit's Pod labels, from which the operator scales the pool and never removes a unit that is recording.
 
 Jibri POSTs `<subscriber>/v1/status` every minute and on each change. Its HTTP API listens on 127.0.0.1 only, so
-these reports are the only way to know a unit's state. The subscriber URL carries the install's webhook token.
+these reports are the only way to know a unit's state. Each unit's subscriber URL carries its name and its own
+token (an HMAC of the name under the install's webhook key): a unit speaks for itself only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from tmk_common.constants import LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
 from tmk_common.session import format_time
-from tmk_common.unit_store import UnitStore
+from tmk_common.unit_store import UnitStore, unit_token
 
 from .http import ApiError
 
@@ -63,17 +64,20 @@ class UnitState(JibriModel):
     health: HealthStatus
 
 
-def routes(token: str | None, units: UnitStore, clock: Callable[[], dt.datetime]) -> APIRouter:
+def routes(webhook_key: str | None, units: UnitStore, clock: Callable[[], dt.datetime]) -> APIRouter:
     router = APIRouter()
 
-    def authenticated(webhook_token: str) -> None:
+    def authenticated(unit: str, token: str) -> None:
         # Checked before the body is read: an unauthenticated caller learns nothing about what a report holds.
-        if not token or not hmac.compare_digest(webhook_token.encode(), token.encode()):
-            raise ApiError(401, "Unauthorized", "Unknown unit webhook token.")
+        if not webhook_key or not hmac.compare_digest(token.encode(), unit_token(webhook_key, unit).encode()):
+            raise ApiError(401, "Unauthorized", "Unknown unit or unit token.")
 
-    @router.post("/internal/jibri/{webhook_token}/v1/status", include_in_schema=False,
+    @router.post("/internal/jibri/{unit}/{token}/v1/status", include_in_schema=False,
                  dependencies=[Depends(authenticated)])
-    def unit_report(report: JibriReport) -> UnitState:
+    def unit_report(unit: str, report: JibriReport) -> UnitState:
+        if report.jibri_id != unit:
+            raise ApiError(403, "NotThisUnit", f"A unit reports for itself only; this token is {unit}'s.",
+                           field="jibriId")
         pod = units.get(report.jibri_id)
         if pod is None:
             raise ApiError(404, "UnitNotFound", f"{report.jibri_id} is not a recorder unit of this install.",

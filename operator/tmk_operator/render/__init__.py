@@ -11,16 +11,17 @@ from .jitsi import render_jicofo, render_prosody, render_web
 from .media import (address_problems, advertised, bridge_status, render_jibri_template, render_jibri_unit, render_jvbs,
                     render_recording_budget, render_recordings_claim)
 from .policy import render_disruption_budgets, render_network_policies
-from .secrets import (api_keys_secret_name, jitsi_secret_name, render_issued_secrets, render_turn_secret,
-                      turn_secret_name)
+from .secrets import (api_keys_secret_name, jibri_webhook_secret_name, jitsi_secret_name, render_issued_secrets,
+                      render_turn_secret, render_unit_urls, turn_secret_name)
 from .tmk import render_api, render_site
 from .turn import ice_servers, render_turn_servers, shared_secret_problem, turn_problems
 from .validate import SpecProblem, validate_spec
 
 __all__ = [
     "InstallRef", "InstallSpec", "MediaNode", "RenderContext", "SpecProblem", "address_problems",
-    "api_keys_secret_name", "bridge_status", "ice_servers", "jitsi_secret_name", "media_problems", "render_install",
-    "render_issued_secrets", "render_jibri_template", "render_jibri_unit", "render_turn_secret",
+    "api_keys_secret_name", "bridge_status", "ice_servers", "jibri_webhook_secret_name", "jitsi_secret_name",
+    "media_problems", "render_install", "render_issued_secrets", "render_jibri_template", "render_jibri_unit",
+    "render_turn_secret", "render_unit_urls",
     "shared_secret_problem", "turn_secret_name", "validate_spec",
 ]
 

@@ -1,5 +1,6 @@
 """Media and recording: one videobridge per media node, the Jibri recorder units and the recordings volume."""
 
+import copy
 import hashlib
 import ipaddress
 import json
@@ -11,7 +12,7 @@ from .base import (InstallRef, MediaNode, RenderContext, child_name, container, 
                    env_secret, http_probe, metadata, pod_spec, scratch_volumes, selector_labels, tcp_port)
 from .jitsi import (JIBRI_BREWERY_MUC, JIBRI_DISPLAY, JITSI_SCRATCH, JVB_BREWERY_MUC, S6_ON_KUBERNETES, jitsi_image,
                     jitsi_secret, public_url, xmpp_env, xmpp_server)
-from .secrets import JIBRI_WEBHOOK_SUBSCRIBERS, jibri_webhook_secret_name
+from .secrets import jibri_units_secret_name
 from .turn import jvb_stun_env
 from .validate import PATTERN_HINTS, SpecProblem
 
@@ -31,6 +32,8 @@ RECORDINGS_DIR = "/storage/recordings"
 JIBRI_SHM_SIZE = "2Gi"
 # On each unit's Pod: the hash of the template it was made from. A unit of an older template is replaced.
 TEMPLATE_ANNOTATION = f"{c.GROUP}/template-hash"
+# Where the image's jibri.conf takes its webhook subscribers from; each unit's comes from its own Secret key.
+UNIT_URL_VARIABLE = "JIBRI_WEBHOOK_SUBSCRIBERS"
 
 
 def jvb_name(install: InstallRef, node: MediaNode) -> str:
@@ -165,8 +168,8 @@ def render_jibri_template(install: InstallRef, spec: InstallSpec, ctx: RenderCon
         {"name": "JIBRI_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         env("JIBRI_RECORDING_DIR", RECORDINGS_DIR),
         # Jibri's own HTTP API listens on 127.0.0.1 only, so a unit's state comes from what it pushes: the URL
-        # carries the install's webhook token, so it comes from the Secret, not the pod spec.
-        env_secret("JIBRI_WEBHOOK_SUBSCRIBERS", jibri_webhook_secret_name(install), JIBRI_WEBHOOK_SUBSCRIBERS),
+        # carries the unit's own token, so it comes from the Secret (its key is the unit's name, set per unit).
+        env_secret(UNIT_URL_VARIABLE, jibri_units_secret_name(install)),
     ]
     # /storage holds Jibri's logs; the shared recordings volume is mounted inside it.
     volumes, mounts = scratch_volumes({**JITSI_SCRATCH, "storage": "/storage"})
@@ -194,10 +197,15 @@ def template_hash(template: dict) -> str:
 
 
 def render_jibri_unit(template: dict, name: str) -> dict:
-    """One unit: the template with its name, and the template's hash, which tells an outdated unit apart."""
+    """One unit: the template with its name and its own report URL, and the template's hash, which tells an
+    outdated unit apart."""
     meta = {**template["metadata"], "name": name,
             "annotations": {**template["metadata"].get("annotations", {}), TEMPLATE_ANNOTATION: template_hash(template)}}
-    return {**template, "metadata": meta}
+    spec = copy.deepcopy(template["spec"])
+    for variable in spec["containers"][0]["env"]:
+        if variable["name"] == UNIT_URL_VARIABLE:
+            variable["valueFrom"]["secretKeyRef"]["key"] = name
+    return {**template, "metadata": meta, "spec": spec}
 
 
 def render_recording_budget(install: InstallRef) -> dict:
