@@ -98,12 +98,20 @@ class Api(Model):
     keyless: bool = False
 
 
+class Contact(Model):
+    """How patients reach the clinic, shown on every page that tells them to contact it."""
+
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")
+    address: str | None = Field(default=None, max_length=300)
+
+
 class Site(Model):
     replicas: int = Field(default=2, ge=1)
     image: str | None = None
     default_language: Literal["ru", "en"] = "ru"
     company_name: str | None = Field(default=None, max_length=200)
     company_logo_url: str | None = Field(default=None, pattern=r"^https://")
+    contact: Contact = Field(default_factory=Contact)
 
 
 class Sessions(Model):

@@ -94,10 +94,12 @@ def test_a_session_far_in_the_future_gets_a_code_too(api):
 
 
 def test_a_closed_or_expired_sessions_code_is_gone(api, clock):
-    closed, expired = create(api), create(api)
+    closed, expired = create(api, companyName="Клиника «Здоровье»"), create(api)
     api.post(f"{SESSIONS}/{closed['sessionId']}/close")
     answer = api.get(f"{LINKS}/{code_of(closed['patientShortLink'])}")
     assert answer.status_code == 410 and answer.json()["error"]["code"] == "SessionClosed"
+    # Only what the session's public page shows anyway: the clinic's name and logo, no names of people.
+    assert answer.json()["session"] == {"companyName": "Клиника «Здоровье»", "companyLogoUrl": "file:///"}
     clock.now += dt.timedelta(seconds=3601)
     answer = api.get(f"{LINKS}/{code_of(expired['doctorShortLink'])}")
     assert answer.status_code == 410 and answer.json()["error"]["code"] == "SessionExpired"
@@ -161,7 +163,7 @@ async def test_a_short_link_opens_the_consultation_page_of_its_role(api, api_url
 
 
 async def test_a_short_link_of_an_ended_session_shows_why(api, api_url, clock):
-    closed, expired = create(api), create(api)
+    closed, expired = create(api, companyName="Клиника «Здоровье»"), create(api, companyName="Clinic No. 1")
     api.post(f"{SESSIONS}/{closed['sessionId']}/close")
     clock.now = dt.datetime.fromisoformat(expired["expiresAt"].replace("Z", "+00:00")) + dt.timedelta(seconds=1)
     async with site(api_url) as browser:
@@ -169,6 +171,9 @@ async def test_a_short_link_of_an_ended_session_shows_why(api, api_url, clock):
         expired_page = await browser.get(f"/s/{code_of(expired['patientShortLink'])}")
     assert closed_page.status_code == 410 and "This consultation is over" in closed_page.text
     assert expired_page.status_code == 410 and "This link has expired" in expired_page.text
+    # Each keeps the session's clinic in its header, as the consultation page had it.
+    assert '<span class="name">Клиника «Здоровье»</span>' in closed_page.text
+    assert '<span class="name">Clinic No. 1</span>' in expired_page.text
     for page in (closed_page, expired_page):
         assert "call-config" not in page.text and "external_api.js" not in page.text
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from site_standins import (CHROMIUM, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port, public_link, public_session,
-                           wait_until_up)
+from site_standins import (CHROMIUM, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port,
+                           jitsi_script, public_link, public_session, wait_until_up)
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -18,7 +18,8 @@ from starlette.routing import Route
 def api_url():
     """The stand-in for the API's public calls the site makes, on loopback in a thread."""
     app = Starlette(routes=[Route("/v1/public/sessions/{session_id:int}", public_session),
-                            Route("/v1/public/links/{code}", public_link)])
+                            Route("/v1/public/links/{code}", public_link),
+                            Route("/jitsi/external_api.js", jitsi_script)])  # Jitsi, as the site's server sees it
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -54,6 +55,9 @@ def site(api_url, tmp_path_factory):
         "TMK_JITSI_DOMAIN": JITSI_DOMAIN,
         "TMK_API_URL": api_url,
         "TMK_COMPANY_NAME": "ТМК",
+        "TMK_CLINIC_PHONE": CLINIC_PHONE,
+        "TMK_CLINIC_ADDRESS": CLINIC_ADDRESS,
+        "TMK_JITSI_CHECK_URL": f"{api_url}/jitsi/external_api.js",
         "TMK_SITE_HOST": "127.0.0.1",
         "TMK_SITE_PORT": str(port),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jwt
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 
 CHROMIUM = "/usr/bin/chromium"
 JITSI_DOMAIN = "meet.example.com"
@@ -30,6 +30,10 @@ SESSIONS = {
                 "companyLogoUrl": LOGO_URL}),
 }
 BROKEN_SESSION = 500  # the stand-in API fails on this one
+CLINIC_PHONE, CLINIC_ADDRESS = "+7 (495) 123-45-67", "Москва, ул. Клиническая, 1"
+# What the stand-in for Jitsi answers the site's server (`TMK_JITSI_CHECK_URL`): a test sets it to 502 for "our
+# Jitsi is down".
+JITSI_CHECK = {"status": 200}
 
 # Every token a test made, so the log test can look for all of them.
 MINTED: list[str] = []
@@ -85,8 +89,16 @@ async def public_link(request: Request) -> JSONResponse:
         return JSONResponse({"error": {"code": "LinkNotFound"}}, status_code=404)
     session_id, role, token = found
     room, facts = SESSIONS[session_id]
+    if facts["status"] != "OPEN":  # as the API answers: 410, with the session's clinic beside the error
+        code = "SessionClosed" if facts["status"] == "CLOSED" else "SessionExpired"
+        return JSONResponse({"error": {"code": code}, "session": {
+            "companyName": facts["companyName"], "companyLogoUrl": facts["companyLogoUrl"]}}, status_code=410)
     return JSONResponse({"sessionId": session_id, **facts, "role": role, "room": room, "jwt": token},
                         headers={"Cache-Control": "no-store"})
+
+
+async def jitsi_script(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("window.JitsiMeetExternalAPI = function () {};", status_code=JITSI_CHECK["status"])
 
 
 async def public_session(request: Request) -> JSONResponse:

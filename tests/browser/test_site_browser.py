@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from site_standins import (
-    BROKEN_SESSION, INSECURE_HOST, JITSI_DOMAIN, LOGO_URL, MINTED, ROOM, SCREENSHOTS, mint, short_code,
+    BROKEN_SESSION, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_CHECK, JITSI_DOMAIN, LOGO_URL, MINTED, ROOM,
+    SCREENSHOTS, mint, short_code,
 )
 
 pytestmark = pytest.mark.browser
@@ -54,6 +55,7 @@ class Tab:
     script_requests: list = field(default_factory=list)
     hosts: set = field(default_factory=set)
     console: list = field(default_factory=list)
+    held: list = field(default_factory=list)  # requests for the Jitsi script not answered yet (jitsi="hold")
 
     def jitsi_calls(self):
         return self.page.evaluate("window.__jitsiCalls")
@@ -101,6 +103,8 @@ def open_tab(browser):
                 tab.script_requests.append(route.request.url)
                 if jitsi == "unreachable":
                     return route.abort("connectionrefused")
+                if jitsi == "hold":
+                    return tab.held.append(route)  # a slow network: the test answers it later
                 return route.fulfill(body=JITSI_STAND_IN, content_type="application/javascript")
             return route.fulfill(body=JITSI_FRAME, content_type="text/html")
 
@@ -359,3 +363,105 @@ def test_the_server_log_never_holds_a_token(site, open_tab):
     assert ROOM not in log
     leaked = [token for token in MINTED if token in log or token.split(".")[1] in log]
     assert leaked == []
+
+
+# --- what the pages say when things go wrong, and how to reach the clinic -----------------------------------------
+def contrast(page, selector: str) -> float:
+    """The WCAG contrast ratio of the element's text against its card's background."""
+    return page.evaluate("""(selector) => {
+        const rgb = (text) => text.match(/[0-9.]+/g).slice(0, 3).map(Number);
+        const luminance = (text) => {
+            const [r, g, b] = rgb(text).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const element = document.querySelector(selector);
+        const text = luminance(getComputedStyle(element).color);
+        const card = luminance(getComputedStyle(element.closest('.problem')).backgroundColor);
+        return (Math.max(text, card) + 0.05) / (Math.min(text, card) + 0.05);
+    }""", selector)
+
+
+@pytest.mark.parametrize(("locale", "heading", "what"), [("ru-RU", "Как связаться с клиникой", "Телефон"),
+                                                          ("en-US", "How to contact the clinic", "Phone")])
+def test_the_pages_say_how_to_contact_the_clinic_and_what_to_do_stands_out(site, open_tab, locale, heading, what):
+    tab = open_tab(site.link(token=mint(starts_in=-timedelta(hours=2))), locale=locale)
+    section = tab.problem("expired")
+    contact = section.locator(".contact")
+    assert contact.locator("h2").inner_text() == heading
+    phone = contact.get_by_role("link", name=CLINIC_PHONE)
+    assert phone.get_attribute("href") == "tel:+74951234567" and what in contact.inner_text()
+    assert CLINIC_ADDRESS in contact.inner_text()
+    # The instruction is the card's strongest text (AAA contrast), never the lightest grey.
+    assert contrast(tab.page, "#problem-expired .action") >= 7
+    assert contrast(tab.page, "#problem-expired .action") >= contrast(tab.page, "#problem-expired p")
+    tab.screenshot(f"contact-{locale}")
+
+
+@pytest.mark.parametrize(("locale", "text"), [("ru-RU", "Эта консультация закрыта"),
+                                              ("en-US", "This consultation has been closed")])
+def test_a_closed_consultation_does_not_say_who_closed_it(site, open_tab, locale, text):
+    # The session's status says CLOSED, not who closed it: the hospital system may have, as may the doctor.
+    tab = open_tab(site.link(session_id=14, token=mint(name="Доктор Иванов")), locale=locale)
+    body = tab.problem("closed").inner_text()
+    assert text in body and "Врач" not in body and "doctor" not in body.lower()
+
+
+def test_a_short_link_of_an_ended_session_keeps_the_clinics_name_and_logo(site, open_tab):
+    tab = open_tab(site.short_link(short_code(14, "patient", mint())))
+    assert tab.response.status == 410
+    tab.problem("closed")
+    assert tab.page.locator("header .name").inner_text() == "Клиника «Здоровье»"
+    assert tab.page.locator("header img").get_attribute("src") == LOGO_URL
+    tab.screenshot("short-link-closed")
+
+
+@pytest.mark.parametrize(("locale", "title"), [("ru-RU", "Видеосервер клиники не отвечает"),
+                                               ("en-US", "The clinic's video server is not responding")])
+def test_our_jitsi_down_is_told_apart_from_the_patients_network(site, open_tab, locale, title):
+    JITSI_CHECK["status"] = 502  # the site's server cannot get the script either: ours is down
+    try:
+        tab = open_tab(site.link(token=mint()), jitsi="unreachable", locale=locale)
+        section = tab.problem("jitsi-down")
+    finally:
+        JITSI_CHECK["status"] = 200
+    assert section.locator("h1").inner_text() == title
+    assert section.locator("[data-code]").inner_text() == "JITSI-HTTP-502"
+    assert "Wi-Fi" not in section.inner_text()
+    assert tab.jitsi_calls() is None and tab.page.locator("iframe").count() == 0
+    tab.screenshot(f"jitsi-down-{locale}")
+
+
+def test_a_network_that_blocks_jitsi_says_so_with_a_code(site, open_tab):
+    tab = open_tab(site.link(token=mint()), jitsi="unreachable")  # the site's server reaches Jitsi fine
+    section = tab.problem("script-failed")
+    assert "Wi-Fi" in section.inner_text()
+    assert section.locator("[data-code]").inner_text() == "NET-BLOCKED"
+
+
+@pytest.mark.parametrize(("locale", "devices", "loading"), [
+    ("ru-RU", "Проверяем камеру и микрофон", "Загружаем видеосвязь"),
+    ("en-US", "Checking your camera and microphone", "Loading the video call")])
+def test_the_connecting_screen_shows_how_far_it_got(site, open_tab, locale, devices, loading):
+    tab = open_tab(site.link(token=mint()), jitsi="hold", locale=locale)
+    tab.page.set_viewport_size(PHONE)
+    current = tab.page.locator('[data-step][data-state="current"]')
+    current.wait_for(timeout=10_000)
+    tab.page.locator('[data-step="loading"][data-state="current"]').wait_for(timeout=10_000)
+    assert tab.page.locator('[data-step="devices"]').get_attribute("data-state") == "done"
+    assert tab.page.locator('[data-step="devices"]').inner_text() == devices
+    assert current.inner_text() == loading
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.page.screenshot(path=SCREENSHOTS / f"connecting-{locale}-phone.png")
+    (script,) = tab.held  # the script arrives: the call starts
+    script.fulfill(body=JITSI_STAND_IN, content_type="application/javascript")
+    assert tab.wait_for_call()["options"]["roomName"] == ROOM
+
+
+@pytest.mark.parametrize("locale", ["ru-RU", "en-US"])
+def test_a_future_consultation_names_the_time_zone_of_its_time(site, open_tab, locale):
+    tab = open_tab(site.link(token=mint(starts_in=timedelta(days=1))), locale=locale)
+    section = tab.problem("not-yet-valid")
+    shown = section.locator("time").inner_text()
+    assert "GMT+3" in shown or "MSK" in shown, shown  # the browser's zone in these tests: Europe/Moscow
+    assert "Europe/Moscow" in section.locator(".zone").inner_text()
+    tab.screenshot(f"not-yet-valid-{locale}")

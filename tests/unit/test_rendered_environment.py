@@ -78,3 +78,8 @@ def test_the_api_reads_the_installs_values_from_its_environment():
     assert (settings.install, settings.namespace, settings.site_domain) == ("demo", "tmk", "tmk.clinic.example")
     assert settings.sms is not None and settings.sms.credential == "from-secret-TMK_SMS_CREDENTIAL"
     assert settings.recordings_dir and settings.jibri_webhook_token == "from-secret-TMK_JIBRI_WEBHOOK_TOKEN"
+
+
+def test_the_site_shows_the_clinic_contact_the_install_names():
+    settings = SiteSettings.from_env(Recording(rendered_env("site")))
+    assert (settings.clinic_phone, settings.clinic_address) == ("+7 495 123-45-67", "Moscow, Clinic Street 1")

@@ -25,9 +25,10 @@ class ApiError(Exception):
     """An answer for the caller: a status, a one-word code, what to do, and the fields at fault."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 fields: list[dict] | None = None, headers: dict[str, str] | None = None):
+                 fields: list[dict] | None = None, headers: dict[str, str] | None = None, beside: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.beside = beside or {}  # more of the answer, beside `error` (what a page needs to explain it)
         self.fields = fields if fields is not None else ([{"field": field, "message": message}] if field else [])
 
     @classmethod
@@ -46,7 +47,7 @@ def field_path(location: tuple) -> str:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    body = {"error": {"code": error.code, "message": error.message, "fields": error.fields}}
+    body = {"error": {"code": error.code, "message": error.message, "fields": error.fields}, **error.beside}
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 

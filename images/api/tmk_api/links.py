@@ -97,10 +97,15 @@ def routes(secret: str, install: str, find: Callable[[int], dict | None], view: 
             raise ApiError(404, "LinkNotFound", not_found, field="code")
         setattr(request.state, audit.SESSION_ID, ref.session_id)
         session = view(obj, True)
+        # The clinic's name and logo (what the session's public page shows too): the site's page that says the
+        # consultation is over still carries them.
+        branding = {"session": {"companyName": session.company_name, "companyLogoUrl": session.company_logo_url}}
         if session.status is SessionStatus.CLOSED:
-            raise ApiError(410, "SessionClosed", "The consultation was closed; its links no longer work.")
+            raise ApiError(410, "SessionClosed", "The consultation was closed; its links no longer work.",
+                           beside=branding)
         if session.status is SessionStatus.EXPIRED or ref.expires_at <= clock():
-            raise ApiError(410, "SessionExpired", "The consultation's time is over; its links no longer work.")
+            raise ApiError(410, "SessionExpired", "The consultation's time is over; its links no longer work.",
+                           beside=branding)
         response.headers["Cache-Control"] = "no-store"  # the answer carries a token
         return PublicLink(**session.model_dump(include=set(PublicLink.model_fields) - {"role", "jwt"}),
                           role=ref.role, jwt=getattr(session, f"{ref.role.value}_jwt"))

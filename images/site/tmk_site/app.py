@@ -1,5 +1,6 @@
 """The site's web application: one page per consultation link, plus its static files and `/healthz`."""
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -55,6 +56,14 @@ async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int
 
 
 @dataclass(frozen=True)
+class Branding:
+    """Whose page it is: the session's clinic name and logo, where the API tells them."""
+
+    company_name: str
+    company_logo_url: str
+
+
+@dataclass(frozen=True)
 class ShortLink:
     """What the API tells the site's server for a short link's code: the session's facts, the room and token."""
 
@@ -63,15 +72,19 @@ class ShortLink:
     jwt: str
 
 
-async def exchange_code(http: aiohttp.ClientSession, api_url: str, code: str) -> ShortLink | Problem:
-    """The link a short code stands for, or why there is none: UNKNOWN (404), CLOSED or EXPIRED (410)."""
+async def exchange_code(http: aiohttp.ClientSession, api_url: str,
+                        code: str) -> ShortLink | tuple[Problem, Branding | None]:
+    """The link a short code stands for, or why there is none: UNKNOWN (404), CLOSED or EXPIRED (410, with the
+    session's branding, so that the page still carries the clinic's name)."""
     try:
         async with http.get(f"{api_url}/v1/public/links/{code}") as response:
             if response.status == 404:
-                return Problem.UNKNOWN
+                return Problem.UNKNOWN, None
             if response.status == 410:
-                error = (await response.json()).get("error") or {}
-                return Problem.CLOSED if error.get("code") == "SessionClosed" else Problem.EXPIRED
+                body = await response.json()
+                error, session = body.get("error") or {}, body.get("session") or {}
+                branding = Branding(str(session.get("companyName") or ""), str(session.get("companyLogoUrl") or ""))
+                return Problem.CLOSED if error.get("code") == "SessionClosed" else Problem.EXPIRED, branding
             if response.status != 200:
                 raise ApiUnavailable(f"HTTP {response.status}")
             body = await response.json()
@@ -114,14 +127,23 @@ class SecurityHeadersAndAccessLog(BaseHTTPMiddleware):
         return response
 
 
-def render(request: Request, template: str, lang: str, status: int, facts: SessionFacts | None = None,
+def clinic_contact(settings: Settings) -> dict | None:
+    """The clinic's phone (with the number a `tel:` link dials) and address, when the install names them."""
+    if not (settings.clinic_phone or settings.clinic_address):
+        return None
+    return {"phone": settings.clinic_phone, "dial": re.sub(r"[^0-9+]", "", settings.clinic_phone),
+            "address": settings.clinic_address}
+
+
+def render(request: Request, template: str, lang: str, status: int, facts: SessionFacts | Branding | None = None,
            **context) -> Response:
     settings: Settings = request.app.state.settings
     company_name = (facts and facts.company_name) or settings.company_name
     logo_url = https_or_empty(facts.company_logo_url if facts else "") or https_or_empty(settings.company_logo_url)
     response = templates.TemplateResponse(
         request, template, status_code=status,
-        context={"lang": lang, "t": TEXTS[lang], "company_name": company_name, "logo_url": logo_url, **context},
+        context={"lang": lang, "t": TEXTS[lang], "company_name": company_name, "logo_url": logo_url,
+                 "contact": clinic_contact(settings), **context},
     )
     response.headers["Content-Security-Policy"] = content_security_policy(settings.jitsi_domain, logo_url)
     # The page may embed the token: keep it out of every cache.
@@ -130,7 +152,7 @@ def render(request: Request, template: str, lang: str, status: int, facts: Sessi
 
 
 def problem_page(request: Request, lang: str, problem: Problem, session_id: int | None = None,
-                 facts: SessionFacts | None = None, **context) -> Response:
+                 facts: SessionFacts | Branding | None = None, **context) -> Response:
     return render(request, "problem.html", lang, problem.status, facts,
                   problem=problem.value, session_id=session_id, **context)
 
@@ -174,8 +196,9 @@ async def short_link_page(request: Request) -> Response:
     except ApiUnavailable as error:
         log.warning("session API unavailable for a short link: %s", error)  # the code is a credential: not logged
         return problem_page(request, lang, Problem.UNAVAILABLE)
-    if isinstance(link, Problem):
-        return problem_page(request, lang, link)
+    if isinstance(link, tuple):
+        problem, branding = link
+        return problem_page(request, lang, problem, facts=branding)
     return consultation_page(request, lang, link.facts.session_id, link.room, link.jwt, link.facts)
 
 
@@ -213,6 +236,33 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def probe_jitsi(http: aiohttp.ClientSession, url: str) -> str | None:
+    """None when Jitsi's script answers 200 to the site's server, else a short code for IT to quote."""
+    try:
+        async with http.get(url, allow_redirects=False) as response:
+            return None if response.status == 200 else f"JITSI-HTTP-{response.status}"
+    except TimeoutError:
+        return "JITSI-TIMEOUT"
+    except aiohttp.ClientError as error:
+        return f"JITSI-UNREACHABLE-{type(error).__name__}"
+
+
+async def jitsi_check(request: Request) -> Response:
+    """`/jitsi-check`, asked by a page whose browser could not load Jitsi: can the site's server reach it? Then the
+    patient's network is at fault; else our Jitsi is. Requests that arrive during a check share its answer, so a
+    flood of them makes one request to Jitsi at a time."""
+    state = request.app.state
+    if state.jitsi_check is None:
+        settings: Settings = state.settings
+        url = settings.jitsi_check_url or f"https://{settings.jitsi_domain}/external_api.js"
+        state.jitsi_check = asyncio.ensure_future(probe_jitsi(state.http, url))
+        state.jitsi_check.add_done_callback(lambda _: setattr(state, "jitsi_check", None))
+    code = await asyncio.shield(state.jitsi_check)
+    if code:
+        log.warning("the site cannot reach Jitsi: %s", code)
+    return JSONResponse({"reachable": code is None, "code": code}, headers={"Cache-Control": "no-store"})
+
+
 def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -224,6 +274,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datet
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/jitsi-check", jitsi_check),
             Route("/session/{session_id:int}", session_page),
             Route("/s/{code}", short_link_page),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -234,4 +285,5 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datet
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.jitsi_check = None  # the check under way, if any
     return app

@@ -23,7 +23,8 @@ class Problem(enum.Enum):
     UNAVAILABLE = "unavailable"  # the session API did not answer
     # Found by the browser on a page served with 200.
     INSECURE = "insecure"
-    SCRIPT_FAILED = "script-failed"
+    SCRIPT_FAILED = "script-failed"  # the browser could not load Jitsi, which the site's server reaches
+    JITSI_DOWN = "jitsi-down"  # neither can the site's server: our Jitsi is down or unreachable
     PERMISSION_DENIED = "permission-denied"
     ENDED = "ended"
 
@@ -45,7 +46,7 @@ _STATUS = {
 }
 
 # The problems the browser finds; the session page carries their texts, hidden until needed.
-CLIENT_SIDE = (Problem.INSECURE, Problem.SCRIPT_FAILED, Problem.PERMISSION_DENIED, Problem.ENDED)
+CLIENT_SIDE = (Problem.INSECURE, Problem.SCRIPT_FAILED, Problem.JITSI_DOWN, Problem.PERMISSION_DENIED, Problem.ENDED)
 
 
 class MalformedToken(ValueError):

@@ -14,6 +14,11 @@ class Settings:
     default_language: str = "ru"
     company_name: str = ""
     company_logo_url: str = ""
+    clinic_phone: str = ""
+    clinic_address: str = ""
+    # What the site's server fetches to tell "our Jitsi is down" from "the patient's network blocks it"; empty: the
+    # script the browsers load, https://<jitsi_domain>/external_api.js.
+    jitsi_check_url: str = ""
     host: str = "0.0.0.0"
     port: int = 4000
 
@@ -35,6 +40,9 @@ class Settings:
             default_language=language,
             company_name=env.get("TMK_COMPANY_NAME", ""),
             company_logo_url=env.get("TMK_COMPANY_LOGO_URL", ""),
+            clinic_phone=env.get("TMK_CLINIC_PHONE", ""),
+            clinic_address=env.get("TMK_CLINIC_ADDRESS", ""),
+            jitsi_check_url=env.get("TMK_JITSI_CHECK_URL", ""),
             host=env.get("TMK_SITE_HOST", "0.0.0.0"),
             port=int(env.get("TMK_SITE_PORT", "4000")),
         )

@@ -26,7 +26,18 @@ def pick_language(accept_language: str | None, default: str) -> str:
 TEXTS = {
     "ru": {
         "product": "Телемедицинская консультация",
-        "connecting": "Подключение к консультации…",
+        "connecting": "Подключение к консультации",
+        # The connecting screen's steps, in order; call.js marks each as it is reached.
+        "steps": {
+            "devices": "Проверяем камеру и микрофон",
+            "devices-audio": "Проверяем микрофон",
+            "loading": "Загружаем видеосвязь",
+        },
+        "contact": "Как связаться с клиникой",
+        "phone": "Телефон",
+        "address": "Адрес",
+        "support-code": "Код для службы поддержки",
+        "device-time": "по времени вашего устройства",
         "missing": {
             "title": "Ссылка неполная",
             "text": "В ссылке не хватает части, нужной для входа в консультацию.",
@@ -52,7 +63,7 @@ TEXTS = {
         },
         "closed": {
             "title": "Консультация завершена",
-            "text": "Врач завершил эту консультацию, войти в неё больше нельзя.",
+            "text": "Эта консультация закрыта, войти в неё больше нельзя.",
             "action": "Если у вас остались вопросы, свяжитесь с клиникой.",
         },
         "unknown": {
@@ -78,7 +89,14 @@ TEXTS = {
             "text": "Видеосвязь не загрузилась. Обычно причина — нестабильный интернет "
             "или сеть, которая её блокирует (например, рабочий Wi-Fi).",
             "action": "Проверьте подключение к интернету и попробуйте снова. "
-            "Может помочь мобильный интернет вместо Wi-Fi.",
+            "Может помочь мобильный интернет вместо Wi-Fi. Если не получится, сообщите клинике код ниже.",
+            "button": "Попробовать снова",
+        },
+        "jitsi-down": {
+            "title": "Видеосервер клиники не отвечает",
+            "text": "Дело не в вашем интернете: сервер видеосвязи клиники сейчас недоступен.",
+            "action": "Попробуйте снова через несколько минут. Если не получится, свяжитесь с клиникой "
+            "и назовите код ниже.",
             "button": "Попробовать снова",
         },
         "permission-denied": {
@@ -106,7 +124,17 @@ TEXTS = {
     },
     "en": {
         "product": "Telemedicine consultation",
-        "connecting": "Connecting to the consultation…",
+        "connecting": "Connecting to the consultation",
+        "steps": {
+            "devices": "Checking your camera and microphone",
+            "devices-audio": "Checking your microphone",
+            "loading": "Loading the video call",
+        },
+        "contact": "How to contact the clinic",
+        "phone": "Phone",
+        "address": "Address",
+        "support-code": "Code for IT support",
+        "device-time": "your device's time",
         "missing": {
             "title": "This link is incomplete",
             "text": "Part of the link that is needed to join the consultation is missing.",
@@ -132,7 +160,7 @@ TEXTS = {
         },
         "closed": {
             "title": "This consultation is over",
-            "text": "The doctor has closed this consultation; it can no longer be joined.",
+            "text": "This consultation has been closed; it can no longer be joined.",
             "action": "If you have more questions, please contact the clinic.",
         },
         "unknown": {
@@ -156,7 +184,15 @@ TEXTS = {
             "title": "The video call could not be loaded",
             "text": "The video call did not load. This is usually caused by an unstable internet connection "
             "or by a network that blocks it (such as an office Wi-Fi).",
-            "action": "Check your internet connection and try again. Mobile data instead of Wi-Fi may help.",
+            "action": "Check your internet connection and try again. Mobile data instead of Wi-Fi may help. "
+            "If it still does not work, tell the clinic the code below.",
+            "button": "Try again",
+        },
+        "jitsi-down": {
+            "title": "The clinic's video server is not responding",
+            "text": "This is not your internet connection: the clinic's video server cannot be reached right now.",
+            "action": "Try again in a few minutes. If it still does not work, contact the clinic and give them "
+            "the code below.",
             "button": "Try again",
         },
         "permission-denied": {

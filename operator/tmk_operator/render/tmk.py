@@ -127,6 +127,10 @@ def render_site(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> l
         env_list.append(env("TMK_COMPANY_NAME", site.company_name))
     if site.company_logo_url:
         env_list.append(env("TMK_COMPANY_LOGO_URL", site.company_logo_url))
+    if site.contact.phone:
+        env_list.append(env("TMK_CLINIC_PHONE", site.contact.phone))
+    if site.contact.address:
+        env_list.append(env("TMK_CLINIC_ADDRESS", site.contact.address))
     volumes, mounts = scratch_volumes({"tmp": "/tmp"})
     probes = {"readinessProbe": http_probe("/healthz", c.SITE_PORT), "livenessProbe": http_probe("/healthz", c.SITE_PORT)}
     main = container(spec, "site", name="site", image=site.image or ctx.site_image, env_list=env_list,

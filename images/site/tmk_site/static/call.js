@@ -6,11 +6,39 @@
   // Long enough for a slow mobile network, short enough that nobody stares at "Connecting…" for ever.
   var SCRIPT_TIMEOUT_MS = 20000;
 
-  function show(problem) {
+  function show(problem, code) {
     meet.hidden = true;
     document.querySelectorAll('[data-problem]').forEach(function (section) {
       section.hidden = section.dataset.problem !== problem;
     });
+    var slot = document.querySelector('#problem-' + problem + ' [data-code]');
+    if (slot && code) {
+      slot.textContent = code;
+    }
+  }
+
+  // The connecting screen: the steps before `name` are done, `name` is under way.
+  function step(name) {
+    var reached = false;
+    document.querySelectorAll('[data-step]').forEach(function (item) {
+      var current = item.dataset.step === name;
+      reached = reached || current;
+      item.dataset.state = current ? 'current' : (reached ? 'pending' : 'done');
+    });
+  }
+
+  // The browser could not load Jitsi. The site's server tries too: if it cannot either, our Jitsi is down (its
+  // code says how); if it can, the patient's network is what blocks it (the browser's code says how it failed).
+  function explainScriptFailure(error) {
+    return fetch('/jitsi-check', {cache: 'no-store'})
+      .then(function (answer) { return answer.json(); })
+      .then(function (check) {
+        if (check.reachable) {
+          show('script-failed', error.code);
+        } else {
+          show('jitsi-down', check.code);
+        }
+      }, function () { show('script-failed', error.code); });
   }
 
   // Asked here, on the site's own page, so that a refusal gets our explanation instead of a silent black tile
@@ -25,15 +53,20 @@
   function loadJitsi() {
     return new Promise(function (resolve, reject) {
       var script = document.createElement('script');
-      var timer = setTimeout(function () { reject(new Error('timeout')); }, SCRIPT_TIMEOUT_MS);
+      function fail(code) {
+        var error = new Error(code);
+        error.code = code;
+        reject(error);
+      }
+      var timer = setTimeout(function () { fail('NET-TIMEOUT'); }, SCRIPT_TIMEOUT_MS);
       script.onload = function () {
         clearTimeout(timer);
         // A captive portal or proxy may answer with something that is not the Jitsi script.
-        typeof window.JitsiMeetExternalAPI === 'function' ? resolve() : reject(new Error('no JitsiMeetExternalAPI'));
+        typeof window.JitsiMeetExternalAPI === 'function' ? resolve() : fail('NET-NOT-JITSI');
       };
       script.onerror = function () {
         clearTimeout(timer);
-        reject(new Error('not loaded'));
+        fail('NET-BLOCKED');
       };
       script.src = 'https://' + config.domain + '/external_api.js';
       document.head.appendChild(script);
@@ -67,6 +100,7 @@
     show('insecure');
     return;
   }
+  step('devices');
   askForDevices()
     .then(function () { return true; }, function (error) {
       // Any other failure (no camera, camera busy) is left to Jitsi's pre-join screen, which lets the user
@@ -78,6 +112,7 @@
         show('permission-denied');
         return;
       }
-      return loadJitsi().then(startCall).catch(function () { show('script-failed'); });
+      step('loading');
+      return loadJitsi().then(startCall, explainScriptFailure);
     });
 })();

@@ -31,7 +31,13 @@
   document.addEventListener('DOMContentLoaded', function () {
     document.querySelectorAll('time[data-reload]').forEach(function (element) {
       var at = new Date(element.dateTime);
-      element.textContent = at.toLocaleString(document.documentElement.lang, {dateStyle: 'long', timeStyle: 'short'});
+      // With the zone's name: a patient travelling, or a phone set to another zone, sees which time this is.
+      element.textContent = at.toLocaleString(document.documentElement.lang, {
+        year: 'numeric', month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short'});
+      var zone = element.parentNode.querySelector('[data-device-time]');
+      if (zone) {
+        zone.textContent = '(' + zone.dataset.deviceTime + ', ' + Intl.DateTimeFormat().resolvedOptions().timeZone + ')';
+      }
       // Left open, the page joins by itself when the consultation starts (timers cap at about 24 days).
       var wait = at.getTime() - Date.now() + 1000;
       if (wait < 2147483647) {
