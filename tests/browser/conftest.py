@@ -3,13 +3,11 @@
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-import uvicorn
 from site_standins import (CHROMIUM, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port,
-                           jitsi_script, public_link, public_session, wait_until_up)
+                           jitsi_script, public_link, public_session, serving, wait_until_up)
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -20,15 +18,8 @@ def api_url():
     app = Starlette(routes=[Route("/v1/public/sessions/{session_id:int}", public_session),
                             Route("/v1/public/links/{code}", public_link),
                             Route("/jitsi/external_api.js", jitsi_script)])  # Jitsi, as the site's server sees it
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{url}/v1/public/sessions/12?room={ROOM}", "the stand-in API")
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, "the stand-in API", f"/v1/public/sessions/12?room={ROOM}") as url:
+        yield url
 
 
 class Site:

@@ -1,12 +1,15 @@
 """What the site's tests share: the stand-in session API's data, token minting, free ports."""
 
+import contextlib
 import socket
+import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jwt
+import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 
@@ -58,6 +61,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(app, what: str, ready_path: str):
+    """Serves an ASGI app on a free loopback port in a thread; yields its base URL once `ready_path` answers."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}{ready_path}", what)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def wait_until_up(url: str, what: str, timeout: float = 15) -> None:

@@ -1,12 +1,9 @@
 """The session API's /docs in Chromium on a network where nothing but the API answers: Swagger UI renders and
 "Authorize" sends the key with a protected call."""
 
-import threading
-
 import pytest
-import uvicorn
 from kubernetes import client
-from site_standins import SCREENSHOTS, free_port, wait_until_up
+from site_standins import SCREENSHOTS, serving
 
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
@@ -23,15 +20,8 @@ def api_docs_url():
                         jitsi_domain="meet.example.com", jwt_app_id="tmk", jwt_app_secret="s" * 32,
                         api_keys=ApiKeys.fixed({"default": API_KEY}), default_duration_seconds=3600)
     app = create_app(settings, SessionStore(client.ApiClient(), "tmk", "demo"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{url}/healthz", "the session API")
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, "the session API", "/healthz") as url:
+        yield url
 
 
 def test_the_docs_render_offline_and_authorize_sends_the_key(browser, api_docs_url):
