@@ -43,8 +43,10 @@ API_SERVER_PORT, ETCD_PORT, API_PORT, SITE_PORT = 6443, 12379, 8080, 4000
 SECRET_SYNC_SECONDS = 10
 MEDIA_NODE = {"name": "media-1", "labels": {"tmk.io/media": "true"},
               "addresses": {"InternalIP": "10.0.0.11", "ExternalIP": "203.0.113.11"}}
-# The JVB runs on the host network, which only the privileged Pod Security level allows (docs/install.md).
-NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
+# The JVB runs on the host network, which only the privileged Pod Security level allows; every other pod is
+# warned and audited at restricted, as docs/install.md labels the namespace.
+NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted"}
 children: list[subprocess.Popen] = []
 
 
