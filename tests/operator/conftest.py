@@ -51,15 +51,16 @@ def wait_for_session_sweeps(cluster, namespace: str, rounds: int = 3) -> None:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: str, log_path: Path):
-        self.kubeconfig, self.log_path, self.process = kubeconfig, log_path, None
+    def __init__(self, kubeconfig: str, log_path: Path, arguments: tuple[str, ...] = ()):
+        """`arguments` go to `python -m tmk_operator` (`--namespace X`: watch one namespace only)."""
+        self.kubeconfig, self.log_path, self.arguments, self.process = kubeconfig, log_path, arguments, None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TMK_DRIFT_SECONDS": str(DRIFT_SECONDS),
                "TMK_SESSION_SWEEP_SECONDS": str(SWEEP_SECONDS), "TMK_UNITS_INTERVAL_SECONDS": str(UNITS_SECONDS),
                "TMK_LIVENESS_URL": f"http://127.0.0.1:{free_port()}/healthz"}
         log = open(self.log_path, "a")
-        self.process = subprocess.Popen([sys.executable, "-m", "tmk_operator"], env=env, stdout=log,
+        self.process = subprocess.Popen([sys.executable, "-m", "tmk_operator", *self.arguments], env=env, stdout=log,
                                         stderr=subprocess.STDOUT, cwd=ROOT)
 
     def stop(self) -> None:
