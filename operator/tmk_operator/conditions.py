@@ -45,6 +45,8 @@ CHANGE_REFUSED = "ChangeRefused"  # the API server refuses a child as the operat
 REASONS = (VALID, INVALID_SPEC, AVAILABLE, PROGRESSING, MISSING, NO_MEDIA_NODES, BOUND, PENDING, ALL_READY,
            COMPONENTS_NOT_READY, ACCEPTED, INSTALL_NOT_FOUND, POD_SECURITY_REFUSED, CREATE_REFUSED, SECRET_MISSING,
            CONFIGURED, CHANGE_REFUSED)
+# What a person must act on (each is also posted as a Warning Event once, when it starts).
+NEEDS_A_PERSON = (SECRET_MISSING, CHANGE_REFUSED, POD_SECURITY_REFUSED, CREATE_REFUSED)
 # A component with problems of several kinds shows the one a person must act on first.
 SEVERITY = (CHANGE_REFUSED, POD_SECURITY_REFUSED, CREATE_REFUSED, PENDING, PROGRESSING)
 

@@ -76,11 +76,12 @@ def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
 
 
 def write_install_status(body, patch: kopf.Patch, desired: dict) -> None:
-    """Writes what changed, and posts a Warning Event when a Secret the spec names goes missing (once, not every
-    round): `kubectl describe tmki` shows it beside the condition."""
+    """Writes what changed, and posts a Warning Event when a Secret the spec names goes missing or the API server
+    refuses something the operator makes (once, not every round): `kubectl describe tmki` shows it beside the
+    condition."""
     current = dict(body.get("status") or {})
     for condition in conditions.newly_false(current.get("conditions") or [], desired.get("conditions") or [],
-                                            (conditions.SECRET_MISSING,)):
+                                            conditions.NEEDS_A_PERSON):
         kopf.warn(body, reason=condition["reason"], message=f"{condition['type']}: {condition['message']}")
     write_status(patch, current, desired)
 
@@ -93,25 +94,34 @@ def install_changed(body, patch, memo, **_) -> None:
     if (spec.get("api") or {}).get("keyless"):
         kopf.warn(body, reason="KeylessApi",
                   message="spec.api.keyless is true: anyone who reaches the API can create sessions.")
-    write_install_status(body, patch, reconcile_install(memo.kube, SETTINGS, body, now()))
+    reconcile_whole_install(body, patch, memo)
 
 
 @kopf.timer(*INSTALL, interval=SETTINGS.drift_seconds, initial_delay=SETTINGS.drift_seconds)
 def install_drift(body, patch, memo, **_) -> None:
-    write_install_status(body, patch, reconcile_install(memo.kube, SETTINGS, body, now()))
+    reconcile_whole_install(body, patch, memo)
 
 
-def answer_pool(memo: kopf.Memo, namespace: str, name: str) -> None:
-    """Brings the install's Jibri units to what their reports ask for and writes `status.jibri` if it changed."""
+def reconcile_whole_install(body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    status = reconcile_install(memo.kube, SETTINGS, body, now(),
+                               pool=lambda: answer_pool(memo, namespace, name, write_status=False))
+    write_install_status(body, patch, status)
+
+
+def answer_pool(memo: kopf.Memo, namespace: str, name: str, write_status: bool = True):
+    """Brings the install's Jibri units to what their reports ask for, from the install as the API server has it
+    now and one answer at a time per install (a reconcile that started with an older spec would otherwise roll
+    the units back). Writes `status.jibri` if it changed, unless the caller writes the status itself."""
     with memo.pool_locks[(namespace, name)]:
         install = memo.kube.install(namespace, name)
         if install is None or install["metadata"].get("deletionTimestamp"):
-            return
-        current = install.get("status") or {}
-        changed = {key: value for key, value in reconcile_pool(memo.kube, SETTINGS, install, now()).items()
-                   if current.get(key) != value}
-        if changed:
-            memo.kube.merge_patch(API_VERSION, INSTALL_KIND, namespace, name, {"status": changed}, "status")
+            return None
+        answered = reconcile_pool(memo.kube, SETTINGS, install, now())
+        if answered and write_status and (install.get("status") or {}).get("jibri") != answered[0]:
+            memo.kube.merge_patch(API_VERSION, INSTALL_KIND, namespace, name, {"status": {"jibri": answered[0]}},
+                                  "status")
+        return answered
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_COMPONENT: "jibri", LABEL_MANAGED_BY: MANAGED_BY})

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets as random_source
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
@@ -108,8 +108,17 @@ def render_context(settings: Settings, ref: InstallRef, spec: InstallSpec,
         api_keys_secret_name=f"{ref.name}-api-keys", media_nodes=nodes, cluster_domain=settings.cluster_domain)
 
 
-def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
-    """Returns the status the install should show. Writes to children only where they differ."""
+# The Jibri pool's answer: (status.jibri, (unit, the API server's words) for each unit it could not create), or
+# None when there is no install to answer for (gone, or its spec invalid).
+PoolAnswer = tuple[dict, list[tuple[str, str]]]
+
+
+def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.datetime,
+                      pool: Callable[[], PoolAnswer | None] | None = None) -> dict:
+    """Returns the status the install should show. Writes to children only where they differ.
+
+    `pool` answers for the Jibri units (the operator's handlers pass the one that reads the install afresh and
+    answers one at a time per install); without it, the units follow this body's spec."""
     ref, generation = install_ref(body), body["metadata"].get("generation")
     current = list((body.get("status") or {}).get("conditions") or [])
 
@@ -136,14 +145,16 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     for stale in stale_children(kube.children(ref.namespace, ref.name), rendered, ref, spec):
         log.info("deleting %s %s/%s: no longer rendered", stale["kind"], ref.namespace, stale["metadata"]["name"])
         kube.delete(stale["apiVersion"], stale["kind"], ref.namespace, stale["metadata"]["name"])
-    jibri, refused = reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]), now)
+    answered = pool() if pool else reconcile_units(kube, ref, spec, context,
+                                                   units.last_scale_time(body["metadata"]), now)
+    jibri = answered[0] if answered else (body.get("status") or {}).get("jibri")
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes, refused_children)
     turn = conditions.turn_condition(spec, children, nodes, turn_problems, refused_children)
     if turn:
         found.append(turn)
-    if spec.jibri.enabled:
-        found.append(conditions.units_condition(jibri, refused, ref.namespace))
+    if spec.jibri.enabled and answered:
+        found.append(conditions.units_condition(*answered, ref.namespace))
     found += observe_secret_refs(kube, ref.namespace, spec)
     return {
         "observedGeneration": generation,
@@ -245,23 +256,23 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
     for name in plan.remove:
         kube.delete("v1", "Pod", ref.namespace, name)
     if refused:
-        log.warning("Jibri units of %s/%s refused: %s", ref.namespace, ref.name, "; ".join(m for _, m in refused))
+        # Every round until the cause goes: JibriReady and a Warning Event on the install say it once.
+        log.debug("Jibri units of %s/%s refused: %s", ref.namespace, ref.name, "; ".join(m for _, m in refused))
         plan = dataclasses.replace(plan, create=tuple(name for name in plan.create if name not in dict(refused)))
     if plan != units.Plan():
         log.info("Jibri units of %s/%s: %s", ref.namespace, ref.name, plan)
     return units.pool_status(selector, wanted, pool, plan, last_scale), refused
 
 
-def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> dict:
-    """The units alone, for the frequent pool timer: returns the status to write (empty for an invalid spec,
-    which the install's own reconcile reports)."""
+def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> PoolAnswer | None:
+    """The units alone (a unit's report, the pool's timer): None for an invalid spec, which the install's own
+    reconcile reports."""
     checked = validate_spec(body.get("spec") or {})
     if not isinstance(checked, InstallSpec):
-        return {}
+        return None
     ref = install_ref(body)
-    jibri, _ = reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
-                               units.last_scale_time(body["metadata"]), now)
-    return {"jibri": jibri}
+    return reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
+                           units.last_scale_time(body["metadata"]), now)
 
 
 def number_session(kube: Kube, body: dict) -> None:
