@@ -172,9 +172,15 @@ def test_autoscaling_keeps_one_idle_unit_and_does_not_flap_inside_the_cooldown(c
         units.report(name, "IDLE")
     # Every unit is idle now, but the last scaling step was moments ago: nothing goes inside the cooldown.
     # (Its annotation counts whole seconds, so the cooldown may end up to a second early: check until 2 s before.)
-    while time.monotonic() - seen_at < COOLDOWN_SECONDS - 2:
+    # Each check follows a pool round, so the rounds that could have scaled down did come, and left all three.
+    checked = 0
+    while True:
+        wait_for_pool_rounds(cluster, namespace, rounds=1)
+        if time.monotonic() - seen_at >= COOLDOWN_SECONDS - 2:
+            break
         assert len(units.names()) == 3
-        time.sleep(0.3)
+        checked += 1
+    assert checked, "no pool round came inside the cooldown: nothing was checked"
     units.wait_for(["demo-jibri-0"], timeout=COOLDOWN_SECONDS + 10)
     install_now = get_install(cluster, namespace)
     assert install_now["spec"]["jibri"]["units"] == 1
