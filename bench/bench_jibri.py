@@ -24,6 +24,7 @@ from tmk_api.settings import Settings as ApiSettings
 from tmk_common.constants import GROUP, VERSION
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
+from tmk_common.unit_store import unit_token
 from tmk_operator.kube import Kube
 from tmk_operator.reconcile import reconcile_pool
 from tmk_operator.settings import Settings
@@ -73,17 +74,17 @@ def install(namespace: str, autoscaling: dict) -> dict:
 def unit_api(bench, namespace: str):
     """The install's API, in this process, as its own ServiceAccount: what a unit's report goes through."""
     secret = bench.core.read_namespaced_secret("demo-jibri-webhook", namespace).data
-    token = base64.b64decode(secret["token"]).decode()
+    key = base64.b64decode(secret["token"]).decode()
     settings = ApiSettings(install="demo", namespace=namespace, site_domain="tmk.example.org",
                            jitsi_domain="meet.example.org", jwt_app_id="tmk", jwt_app_secret="x" * 43,
-                           jibri_webhook_token=token)
+                           jibri_webhook_token=key)
     store = SessionStore(api_client(bench.api_kubeconfig(namespace)), namespace, "demo")
     test_client = TestClient(create_app(settings, store))
 
     def report(unit: str, busy: str) -> tuple[float, float]:
         """Returns when the answer came and how long it took."""
         started = time.perf_counter()
-        answer = test_client.post(f"/internal/jibri/{token}/v1/status", json={
+        answer = test_client.post(f"/internal/jibri/{unit}/{unit_token(key, unit)}/v1/status", json={
             "jibriId": unit, "status": {"busyStatus": busy, "health": {"healthStatus": "HEALTHY"}}})
         assert answer.status_code == 200, answer.text
         answered = time.perf_counter()
@@ -92,9 +93,9 @@ def unit_api(bench, namespace: str):
 
 
 def settle() -> None:
-    """Lets the reconciles the last step started finish, so that a report is met only by the pool's timer; the
-    random part spreads the reports over the timer's interval as real ones fall."""
-    time.sleep(INTERVAL_SECONDS * (1 + PHASES.random()))
+    """Lets the answers the last step started finish (the pool answers each unit's event, and its timer comes round
+    every TMK_UNITS_INTERVAL_SECONDS as a safety net); the random part spreads the reports as real ones fall."""
+    time.sleep(0.2 + PHASES.random())
 
 
 def floor_figure(bench) -> float:
