@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import urllib3
 
+from tmk_common.backoff import retry_delay
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.session import SessionStatus, format_time, parse_time
 
@@ -107,11 +108,6 @@ def due(status: dict, now: dt.datetime) -> list[tuple[str, dict]]:
     return sorted(ready, key=lambda item: (item[1]["occurredAt"], item[0]))
 
 
-def retry_delay(attempts: int, base_seconds: float) -> float:
-    """Seconds to wait after the `attempts`-th failure: base, 2×base, 4×base, … at most an hour."""
-    return min(base_seconds * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS)
-
-
 def outcome(entry: dict, error: str | None, now: dt.datetime, base_seconds: float, max_attempts: int) -> dict:
     """The entry's fields after one attempt: delivered, to be tried again, or given up after `max_attempts`."""
     attempts = (entry.get("attempts") or 0) + 1
@@ -119,7 +115,8 @@ def outcome(entry: dict, error: str | None, now: dt.datetime, base_seconds: floa
         return {"attempts": attempts, "deliveredAt": format_time(now), "nextAttemptAt": None, "lastError": None}
     retry_at = None
     if attempts < max_attempts:
-        retry_at = format_time(now + dt.timedelta(seconds=retry_delay(attempts, base_seconds)))
+        delay = retry_delay(attempts, base_seconds, MAX_RETRY_DELAY_SECONDS)
+        retry_at = format_time(now + dt.timedelta(seconds=delay))
     return {"attempts": attempts, "nextAttemptAt": retry_at, "lastError": error[:ERROR_MAX_LENGTH]}
 
 

@@ -185,7 +185,8 @@ def test_failures_are_retried_with_doubling_delays_then_given_up():
     assert given_up["nextAttemptAt"] is None and not webhooks.is_pending(given_up)
     delivered = {**entry, **webhooks.outcome(entry, None, now, 10, 3)}
     assert delivered["deliveredAt"] == "2030-01-01T00:00:00Z" and not webhooks.is_pending(delivered)
-    assert webhooks.retry_delay(20, 10) == 3600
+    long_failing = webhooks.outcome({**entry, "attempts": 19}, "receiver answered 503", now, 10, max_attempts=30)
+    assert long_failing["nextAttemptAt"] == "2030-01-01T01:00:00Z"  # the delay stops at an hour
 
 
 def test_only_due_deliveries_are_sent_oldest_first():
