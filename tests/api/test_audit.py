@@ -10,7 +10,7 @@ import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from tests.stand_ins import StandIn
-from tmk_api.sms import SmsGateway
+from tmk_api.settings import SmsGateway
 
 from .conftest import API_KEY
 from .test_create import CREATE

@@ -13,11 +13,9 @@ import jwt
 import pytest
 
 from tests.stand_ins import StandIn
-from tmk_api.settings import Settings
-from tmk_api.sms import (
-    ANNOTATION_SMS, MessageBook, SmsGateway, claim, gateway_request, mask_phone, retry_delay, seal,
-    unseal, utc_now,
-)
+from tmk_api.settings import Settings, SmsGateway
+from tmk_api.sms.rules import claim, gateway_request, mask_phone, seal, unseal
+from tmk_api.sms.store import ANNOTATION_SMS, MessageBook
 from tmk_common.install import InstallSpec
 from tmk_common.kubeclient import api_client
 from tmk_common.session import format_time
@@ -220,7 +218,7 @@ def test_api_replicas_share_one_limit_per_number_across_sessions(start_api, clus
 
 
 def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
-        make_api, start_api, gateway, api_kubeconfig, cluster, namespace):
+        make_api, start_api, gateway, api_kubeconfig, cluster, namespace, clock):
     # Two running pods; their first scan comes two seconds after start (after the dead pod's claim), then every two.
     running = [start_api(scan_seconds=2.0), start_api(scan_seconds=2.0)]
     dead = make_api(sms=SmsGateway(url=f"{gateway.url}/send", body_template=BODY_TEMPLATE))
@@ -234,12 +232,13 @@ def test_a_message_whose_pod_died_is_taken_over_by_running_pods_and_sent_once(
     store = SessionStore(api_client(api_kubeconfig), namespace, INSTALL)
     book = MessageBook(store)
     (name,) = [obj["metadata"]["name"] for obj in store.page(10, None).items]
-    step, _ = book.change(name, lambda records: claim(records, message_id, utc_now()))
+    step, _ = book.change(name, lambda records: claim(records, message_id, clock()))
     assert isinstance(step, dict) and step["attempts"] == 1, "a running pod claimed the message before the dead one"
     later_scans(cluster, namespace, rounds=2)
     assert gateway.received == []  # the claim still holds: the running pods' scans leave the message alone
-    # The lease runs out (written as the passing time would leave it): the next scan takes the message over.
-    lapsed = format_time(utc_now() - dt.timedelta(seconds=1))
+    # The lease runs out (written as the passing time would leave it, on the pods' clock): the next scan takes
+    # the message over.
+    lapsed = format_time(clock() - dt.timedelta(seconds=1))
     book.change(name, lambda records: ([{**record, "nextAttemptAt": lapsed} if record["id"] == message_id
                                         else record for record in records], None))
     (request,) = gateway.wait_for(1, timeout=30)
@@ -366,11 +365,6 @@ def test_a_sealed_number_opens_only_with_the_same_secret():
 def test_masking_keeps_only_the_last_four_digits():
     assert mask_phone("+79161234567") == "+*******4567"
     assert mask_phone("+12025550123") == "+*******0123"
-
-
-def test_retry_delays_double_up_to_a_cap():
-    assert [retry_delay(n, 5) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
-    assert retry_delay(30, 5) == 600
 
 
 def test_a_get_gateway_gets_the_rendered_query_string():

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sms import SmsGateway
+
+@dataclass(frozen=True)
+class SmsGateway:
+    """The install's `spec.sms`, as the operator renders it into the API's environment."""
+
+    url: str
+    body_template: str
+    method: str = "POST"
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    credential: str = field(default="", repr=False)
+    rate_per_hour: int = 5
+    retry_base_seconds: float = 5.0
+    # How often each pod looks for waiting messages whose claim lapsed (their pod died) and takes them over.
+    scan_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "SmsGateway | None":
+        """None when the install has no gateway (`TMK_SMS_URL` unset): SMS invites are then refused."""
+        if not env.get("TMK_SMS_URL"):
+            return None
+        return cls(
+            url=env["TMK_SMS_URL"],
+            body_template=env.get("TMK_SMS_BODY_TEMPLATE", ""),
+            method=env.get("TMK_SMS_METHOD", "POST"),
+            content_type=env.get("TMK_SMS_CONTENT_TYPE", "application/json"),
+            headers=json.loads(env.get("TMK_SMS_HEADERS") or "{}"),
+            credential=env.get("TMK_SMS_CREDENTIAL", ""),
+            rate_per_hour=int(env.get("TMK_SMS_RATE_PER_HOUR", "5")),
+            retry_base_seconds=float(env.get("TMK_SMS_RETRY_BASE_SECONDS", "5")),
+            scan_seconds=float(env.get("TMK_SMS_SCAN_SECONDS", "30")),
+        )
 
 
 @dataclass(frozen=True)
