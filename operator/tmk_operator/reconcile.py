@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_SESSION_ID
+from tmk_common.constants import LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM, LABEL_SESSION_ID
 from tmk_common.install import InstallSpec
 from tmk_common.session import InvalidSession, format_time
 from tmk_common.session_store import ANNOTATION_ROOM
@@ -276,12 +276,16 @@ def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime)
 
 
 def number_session(kube: Kube, body: dict) -> None:
-    """Gives a session applied with kubectl an id and a room, as the API does when it creates one."""
+    """Gives a session applied with kubectl an id and a room, as the API does when it creates one. A session
+    numbered before rooms were labelled keeps its id and room and gets the room label prosody's gate looks for."""
     meta, spec = body["metadata"], body["spec"]
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     store = kube.sessions(meta["namespace"], spec["install"])
+    room = annotations.get(ANNOTATION_ROOM) or random_source.token_hex(16)
     patch = {"metadata": {
-        "labels": {LABEL_INSTALL: spec["install"], LABEL_SESSION_ID: str(store.reserve_ids(1))},
-        "annotations": {ANNOTATION_ROOM: random_source.token_hex(16)}}}
+        "labels": {LABEL_INSTALL: spec["install"],
+                   LABEL_SESSION_ID: labels.get(LABEL_SESSION_ID) or str(store.reserve_ids(1)), LABEL_ROOM: room},
+        "annotations": {ANNOTATION_ROOM: room}}}
     kube.patch_session(meta["namespace"], meta["name"], patch)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tmk_common.constants import LABEL_SESSION_ID
+from tmk_common.constants import LABEL_ROOM, LABEL_SESSION_ID
 from tmk_common.session import (
     SessionStatus, format_time, parse_time, read_spec, session_status, session_window,
 )
@@ -12,8 +12,10 @@ from tmk_common.session_store import ANNOTATION_ROOM
 
 
 def is_numbered(session: dict) -> bool:
+    """Whether the session has its id and its room, and the room label prosody's session gate finds it by."""
     meta = session["metadata"]
-    return LABEL_SESSION_ID in (meta.get("labels") or {}) and ANNOTATION_ROOM in (meta.get("annotations") or {})
+    labels = meta.get("labels") or {}
+    return LABEL_SESSION_ID in labels and LABEL_ROOM in labels and ANNOTATION_ROOM in (meta.get("annotations") or {})
 
 
 def desired_status(session: dict, default_duration_seconds: int, now: dt.datetime) -> dict:

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from tests.conftest import ROOT, load_yaml
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
 from tmk_cluster import project
+from tmk_cluster.controlplane import free_port
+from tmk_cluster.waiting import wait_until
 from tmk_common.constants import FIELD_MANAGER_API
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
@@ -70,3 +76,32 @@ def api(make_api) -> TestClient:
     test_client = make_api()
     test_client.headers["Authorization"] = f"Bearer {API_KEY}"
     return test_client
+
+
+@contextmanager
+def served(app) -> Iterator[uvicorn.Server]:
+    """The app served on a loopback port in a thread, as long as the block runs (or until `should_exit`)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "the API serving on loopback", timeout=10, interval=0.02)
+    yield server
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def server_url(server: uvicorn.Server) -> str:
+    return f"http://127.0.0.1:{server.config.port}"
+
+
+@pytest.fixture
+def served_api(api_kubeconfig, namespace, clock) -> Iterator[uvicorn.Server]:
+    """Another API replica over the same cluster, served on loopback: what the site's server and prosody call."""
+    store = SessionStore(api_client(api_kubeconfig), namespace, INSTALL)
+    with served(create_app(api_settings(namespace), store, clock=clock)) as server:
+        yield server
+
+
+@pytest.fixture
+def api_url(served_api) -> str:
+    return server_url(served_api)

@@ -7,24 +7,17 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
-import time
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 
-from tmk_api.app import create_app
 from tmk_api.links import make_code, read_code
 from tmk_common.session import Role
-from tmk_cluster.controlplane import free_port
-from tmk_common.kubeclient import api_client
-from tmk_common.session_store import SessionStore
 from tmk_site.app import create_app as create_site
 from tmk_site.settings import Settings as SiteSettings
 
-from .conftest import INSTALL, JWT_SECRET, api_settings
+from .conftest import INSTALL, JWT_SECRET
 from .test_lifecycle import SESSIONS, create
 
 LINKS = "/v1/public/links"
@@ -107,23 +100,6 @@ def test_a_closed_or_expired_sessions_code_is_gone(api, clock):
 
 
 # --- followed in the site --------------------------------------------------------------------------------------------
-@pytest.fixture
-def api_url(api_kubeconfig, namespace, clock):
-    """Another API replica over the same cluster, served on loopback: what the site's server calls."""
-    app = create_app(api_settings(namespace), SessionStore(api_client(api_kubeconfig), namespace, INSTALL), clock=clock)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @contextlib.asynccontextmanager
 async def site(api_url: str):
     settings = SiteSettings.from_env({"TMK_JITSI_DOMAIN": "meet.example.com", "TMK_API_URL": api_url,

@@ -30,7 +30,7 @@ from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, S
 from tmk_common.tokens import mint_token, token_claims
 from tmk_common.unit_store import UnitStore
 
-from . import audit, links, units
+from . import audit, links, rooms, units
 from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
 from .recordings import RecordingService
 from .schemas import (
@@ -287,6 +287,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     app.include_router(sms.routes(find, authorized))
     app.include_router(links.routes(settings.jwt_app_secret, settings.install, store.get, view, clock))
     app.include_router(recordings.routes(find, authorized))
+    app.include_router(rooms.routes(settings.jwt_app_secret, store, lambda obj: view(obj, with_links=False).status))
     app.state.recordings = recordings  # tests run its sweep directly
     app.include_router(units.routes(settings.jibri_webhook_token,
                                     UnitStore(store.core.api_client, settings.namespace, settings.install), clock))
