@@ -378,3 +378,51 @@ def test_tokens_fit_prosodys_time_checks():
                           recording_consent=False)
     assert isinstance(claims["nbf"], int) and isinstance(claims["exp"], int)
     assert claims["exp"] - claims["nbf"] == 1800 and claims["nbf"] == int(start.timestamp())
+
+
+# --- our prosody modules ---
+
+def test_our_prosody_modules_are_mounted_where_the_image_looks_first():
+    """jitsi/docker-jitsi-meet stable-11146-2, prosody/rootfs/defaults/conf.d/jitsi-meet.cfg.lua: `plugin_paths = {
+    "/prosody-plugins-custom", "/prosody-plugins/", "/prosody-plugins-contrib" }` (ours are found before Jitsi's and
+    the contrib ones); prosody/Dockerfile declares /prosody-plugins-custom a VOLUME and copies nothing into it."""
+    (plugins,) = [m for m in MANIFESTS if m["kind"] == "ConfigMap" and m["metadata"]["name"] == "clinic-prosody-plugins"]
+    volume = mounts("prosody")["/prosody-plugins-custom"]
+    assert volume["configMap"]["name"] == "clinic-prosody-plugins"
+    source = ROOT / "operator" / "tmk_operator" / "prosody_plugins" / "mod_tmk_session_gate.lua"
+    assert plugins["data"]["mod_tmk_session_gate.lua"] == source.read_text()
+    assert workload("prosody")["spec"]["template"]["metadata"]["annotations"]["tmk.io/prosody-plugins"]
+
+
+def test_the_session_gate_is_loaded_on_the_conference_muc_after_token_verification():
+    """jitsi/docker-jitsi-meet stable-11146-2, prosody/rootfs/defaults/conf.d/jitsi-meet.cfg.lua: `Component
+    "{{ $XMPP_MUC_DOMAIN }}" "muc"` enables each name of the comma list XMPP_MUC_MODULES, with token_verification
+    when AUTH_TYPE is jwt (its muc-occupant-pre-join hook, priority 99 in jitsi/jitsi-meet
+    resources/prosody-plugins/mod_token_verification.lua, read at a commit near the tag, refuses a bad token before
+    our hook, priority 20, asks the API; mod_token_affiliation's, -3.5, sets owner or member after it). The lobby and breakout components load their own lists (XMPP_LOBBY_MUC_MODULES, XMPP_BREAKOUT_MUC_MODULES)."""
+    assert "tmk_session_gate" in env("prosody")["XMPP_MUC_MODULES"].split(",")
+
+
+def test_the_session_gates_options_reach_the_muc_component_as_lua_lines():
+    """jitsi/docker-jitsi-meet stable-11146-2, prosody/rootfs/defaults/conf.d/jitsi-meet.cfg.lua, in the MUC
+    component: `{{ join "\\n    " (splitList "," .Env.XMPP_MUC_CONFIGURATION | compact) }}` — each comma-separated
+    item becomes one line of the component's section, so no line may hold a comma. The same file whitelists
+    focus@XMPP_AUTH_DOMAIN (jicofo) and the recorder at XMPP_HIDDEN_DOMAIN (Jibri): those domains are trusted.
+    prosody/rootfs/defaults/prosody.cfg.lua resolves with libunbound (`unbound = { resolvconf = true }`): nameservers
+    from resolv.conf, no search list, so the API's name is complete."""
+    values = env("prosody")
+    lines = values["XMPP_MUC_CONFIGURATION"].split(",")
+    options = dict(line.split(" = ", 1) for line in lines)
+    assert options["tmk_session_gate_url"] == '"http://clinic-api.tmk.svc.cluster.local:8080"'
+    assert options["tmk_session_gate_trusted_domains"] == \
+        f'{{ "{values["XMPP_AUTH_DOMAIN"]}"; "{values["XMPP_HIDDEN_DOMAIN"]}" }}'
+    assert int(options["tmk_session_gate_poll_seconds"]) <= 10
+    assert {p["port"] for p in service("api")["spec"]["ports"]} == {8080}
+
+
+def test_the_session_gate_reads_the_jwt_secret_from_prosodys_environment():
+    """jitsi/docker-jitsi-meet stable-11146-2, prosody/rootfs/etc/s6-overlay/scripts/prosody: `#!/command/with-contenv
+    bash` then `exec prosody ...`: the container's environment reaches prosody, where the module's
+    os.getenv("JWT_APP_SECRET") derives the token the API checks (the same derivation is run against each other in
+    tests/api/test_session_gate.py)."""
+    assert env("prosody")["JWT_APP_SECRET"] == env("api")["TMK_JWT_APP_SECRET"]

@@ -218,7 +218,8 @@ def test_jitsi_images_follow_registry_and_tag_with_overrides():
     image = lambda name: pod_of(find(manifests, "Deployment", name))["containers"][0]["image"]  # noqa: E731
     assert image("demo-prosody") == "mirror.example.org/jitsi/prosody:stable-9999"
     assert image("demo-web") == "mirror.example.org/custom-web:1"
-    assert render(MINIMAL)[0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/jitsi/")
+    assert pod_of(find(render(MINIMAL), "Deployment", "demo-prosody"))["containers"][0]["image"].startswith(
+        "ghcr.io/jitsi/")
 
 
 # --- videobridges ---

@@ -5,6 +5,8 @@ from tmk_common.install import InstallSpec
 
 from .base import (InstallRef, RenderContext, container, deployment, env, env_secret, exec_probe, http_probe,
                    pod_spec, scratch_volumes, service, service_host, service_port, tcp_port)
+from .session_gate import (PLUGINS_ANNOTATION, SESSION_GATE_MODULE, muc_configuration, plugins_digest,
+                           plugins_volume, render_prosody_plugins)
 from .turn import TURN_JITSI_ENV, prosody_turn_env, web_stun_env
 
 # The variables each Jitsi image reads, with where docker-jitsi-meet (stable-11146-2) reads them. A test checks
@@ -28,6 +30,7 @@ JITSI_ENV: dict[str, dict[str, str]] = {
         "XMPP_INTERNAL_MUC_DOMAIN": _PROSODY_SITE,
         "XMPP_HIDDEN_DOMAIN": _PROSODY_SITE,
         "XMPP_MUC_MODULES": _PROSODY_SITE,
+        "XMPP_MUC_CONFIGURATION": _PROSODY_SITE,
         "XMPP_MODULES": _PROSODY_SITE,
         "ENABLE_AUTH": _PROSODY_SITE,
         "AUTH_TYPE": _PROSODY_SITE,
@@ -122,10 +125,10 @@ XMPP = {
 JVB_BREWERY_MUC = "jvbbrewery"
 JIBRI_BREWERY_MUC = "jibribrewery"
 
-# prosody's modules: moderator rights from the token's context.user (on the MUC component), and Jibri start
-# requests only from a token whose context.features allows recording (on the main virtual host, where the
-# sender's session is).
-PROSODY_MUC_MODULES = ("token_affiliation",)
+# prosody's modules: moderator rights from the token's context.user and our session gate (on the MUC component),
+# and Jibri start requests only from a token whose context.features allows recording (on the main virtual host,
+# where the sender's session is).
+PROSODY_MUC_MODULES = ("token_affiliation", SESSION_GATE_MODULE)
 PROSODY_HOST_MODULES = ("filter_iq_jibri",)
 # The image's own health check: mod_http_health answers only loopback, so it runs inside the container.
 PROSODY_HEALTHCHECK = ["/usr/local/bin/healthcheck.sh"]
@@ -176,15 +179,19 @@ def bosh_url_base(install: InstallRef, ctx: RenderContext) -> str:
 
 
 def jitsi_deployment(install: InstallRef, spec: InstallSpec, component: str, env_list: list[dict],
-                     ports: list[dict], probes: dict, *, replicas: int = 1, extra_scratch: dict | None = None) -> dict:
-    """A Deployment of one s6-based Jitsi image with its writable scratch directories."""
+                     ports: list[dict], probes: dict, *, replicas: int = 1, extra_scratch: dict | None = None,
+                     extra_volumes: tuple[tuple[dict, dict], ...] = (), pod_annotations: dict | None = None) -> dict:
+    """A Deployment of one s6-based Jitsi image with its writable scratch directories (and `extra_volumes`, each a
+    volume and its mount)."""
     volumes, mounts = scratch_volumes({**JITSI_SCRATCH, **(extra_scratch or {})})
+    volumes += [volume for volume, _ in extra_volumes]
+    mounts += [mount for _, mount in extra_volumes]
     main = container(spec, component, name=component, image=jitsi_image(spec, component),
                      env_list=[env(S6_ON_KUBERNETES, True), *env_list], ports=ports, mounts=mounts, probes=probes)
     # A second prosody or jicofo would split the conference state: replace, never overlap.
     strategy = None if replicas > 1 else {"type": "Recreate"}
     return deployment(install, component, pod_spec(spec, component, [main], volumes), replicas=replicas,
-                      strategy=strategy)
+                      strategy=strategy, pod_annotations=pod_annotations)
 
 
 def render_prosody(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> list[dict]:
@@ -207,13 +214,20 @@ def render_prosody(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -
         *(jitsi_secret(ctx, key) for key in c.JITSI_SECRET_KEYS if key != "JWT_APP_SECRET"),
         # TURN: external services with time-limited credentials (render/turn.py).
         *prosody_turn_env(install, spec),
+        # The session gate asks the API about rooms (prosody resolves with libunbound: no search domains); jicofo's
+        # and Jibri's users are never asked about.
+        muc_configuration(f"http://{service_fqdn(install, 'api', ctx)}:{c.API_PORT}",
+                          (XMPP["XMPP_AUTH_DOMAIN"], XMPP["XMPP_HIDDEN_DOMAIN"])),
     ]
     ports = [tcp_port("xmpp-c2s", PROSODY_C2S_PORT), tcp_port("http", PROSODY_HTTP_PORT)]
     probes = {"readinessProbe": exec_probe(PROSODY_HEALTHCHECK),
               "livenessProbe": exec_probe(PROSODY_HEALTHCHECK, initial_delay=30)}
+    prosody = jitsi_deployment(install, spec, "prosody", env_list, ports, probes,
+                               extra_scratch={"data": "/var/lib/prosody"}, extra_volumes=(plugins_volume(install),),
+                               pod_annotations={PLUGINS_ANNOTATION: plugins_digest()})
     return [
-        jitsi_deployment(install, spec, "prosody", env_list, ports, probes,
-                         extra_scratch={"data": "/var/lib/prosody"}),
+        render_prosody_plugins(install),
+        prosody,
         service(install, "prosody", [service_port("xmpp-c2s", PROSODY_C2S_PORT),
                                      service_port("http", PROSODY_HTTP_PORT)]),
     ]
