@@ -117,8 +117,9 @@ def write_sessions(store: SessionStore, ids, count: int) -> float:
     """`count` sessions by WRITERS threads at once, the API's one create each; returns the seconds taken."""
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(lambda session_id: store.create(SPEC, session_id, "ab" * 16),
-                      [next(ids) for _ in range(count)]))
+        # Each with a key of its own, as the API gives every create one (the object is named after it).
+        list(pool.map(lambda session_id: store.create(SPEC, session_id, "ab" * 16, "bench", f"bench-{session_id}",
+                                                      ""), [next(ids) for _ in range(count)]))
     return time.perf_counter() - started
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import kopf
@@ -25,6 +26,7 @@ from tmk_common.session_store import SessionStore
 
 log = logging.getLogger("tmk.operator.kube")
 REQUEST_TIMEOUT_SECONDS = 15
+PAGE_SIZE = 500
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
 # What the operator last applied to a child, as a digest: a change of the rendering alone (a field no longer
@@ -146,6 +148,20 @@ class Kube:
         query = [("labelSelector", label_selector)] if label_selector else []
         return self.request("GET", path_of(api_version, kind, namespace), query=query)["items"]
 
+    def each(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "",
+             page_size: int = PAGE_SIZE) -> Iterator[dict]:
+        """Every object, a page at a time: what is held is one page, not the whole list (10,000 sessions as one
+        LIST are about 170 MB of Python objects at once, and the heap keeps the peak: bench/results.md)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        cursor = None
+        while True:
+            page = self.request("GET", path_of(api_version, kind, namespace),
+                                query=[*query, ("limit", str(page_size)), *([("continue", cursor)] if cursor else [])])
+            yield from page["items"]
+            cursor = page["metadata"].get("continue")
+            if not cursor:
+                return
+
     def apply(self, desired: dict) -> tuple[dict, bool]:
         """Makes the object exactly as rendered (server-side apply). Returns the live object and whether anything
         was written; raises the API server's refusal (ApiException) for the caller to report."""
@@ -237,8 +253,8 @@ class Kube:
     def session(self, namespace: str, name: str) -> dict | None:
         return self.get(API_VERSION, SESSION_KIND, namespace, name)
 
-    def install_sessions(self, namespace: str, install: str) -> list[dict]:
-        return self.list(API_VERSION, SESSION_KIND, namespace, f"{LABEL_INSTALL}={install}")
+    def install_sessions(self, namespace: str, install: str) -> Iterator[dict]:
+        return self.each(API_VERSION, SESSION_KIND, namespace, f"{LABEL_INSTALL}={install}")
 
     def patch_session(self, namespace: str, name: str, patch: dict, subresource: str = "") -> dict:
         return self.merge_patch(API_VERSION, SESSION_KIND, namespace, name, patch, subresource)
@@ -246,12 +262,6 @@ class Kube:
     def session_event(self, session: dict, reason: str, message: str) -> None:
         """A Normal Event on the session (`kubectl describe tmks`): kopf posts it in the background."""
         kopf.event(session, type="Normal", reason=reason, message=message)
-
-    def install_event(self, namespace: str, name: str, uid: str, reason: str, message: str) -> None:
-        """A Normal Event on the install (`kubectl describe tmki`): kopf posts it in the background."""
-        install = {"apiVersion": API_VERSION, "kind": INSTALL_KIND,
-                   "metadata": {"name": name, "namespace": namespace, "uid": uid}}
-        kopf.event(install, type="Normal", reason=reason, message=message)
 
     def install_event(self, namespace: str, name: str, uid: str, reason: str, message: str) -> None:
         """A Normal Event on the install (`kubectl describe tmki`): kopf posts it in the background."""

@@ -391,10 +391,10 @@ def remove_sessions(kube: Kube, install: dict) -> int:
     """Deletes the install's sessions as it goes (they are closed first): an uninstall leaves no patient's name
     behind, and no session that shows OPEN with no service behind it."""
     meta = install["metadata"]
-    found = kube.install_sessions(meta["namespace"], meta["name"])
-    for session in found:
-        kube.sessions(meta["namespace"], meta["name"]).delete(session["metadata"]["name"])
-    return len(found)
+    names = [session["metadata"]["name"] for session in kube.install_sessions(meta["namespace"], meta["name"])]
+    for name in names:
+        kube.sessions(meta["namespace"], meta["name"]).delete(name)
+    return len(names)
 
 
 def deliver_webhooks(kube: Kube, http: urllib3.PoolManager, install: dict, session_names: Iterable[str],
