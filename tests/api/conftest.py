@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from tests.conftest import ROOT, load_yaml
+from tests.xmpp import TRUSTED_DOMAIN, Participant, Prosody
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
 from tmk_cluster import project
@@ -24,6 +26,8 @@ from tmk_operator.render.tmk import api_identity
 API_KEY = "test-key-0123456789abcdefghijklmnopqrstuv"
 JWT_SECRET = "jwt-secret-0123456789abcdefghijklmnopqrstuv"
 INSTALL = "demo"
+# How often prosody's session gate asks about rooms under way in these tests (an install's default is 10 s).
+POLL_SECONDS = 1
 
 
 def api_settings(namespace: str, **overrides) -> Settings:
@@ -105,3 +109,23 @@ def served_api(api_kubeconfig, namespace, clock) -> Iterator[uvicorn.Server]:
 @pytest.fixture
 def api_url(served_api) -> str:
     return server_url(served_api)
+
+
+@pytest.fixture
+def prosody(tmp_path, served_api):
+    """Debian's prosody with our session gate, asking the served API replica."""
+    server = Prosody(tmp_path / "prosody", ["tmk_session_gate"], {
+        "tmk_session_gate_url": server_url(served_api),
+        "tmk_session_gate_poll_seconds": POLL_SECONDS,
+        "tmk_session_gate_timeout_seconds": 5,
+        "tmk_session_gate_trusted_domains": [TRUSTED_DOMAIN],
+    }, env={"JWT_APP_SECRET": JWT_SECRET})
+    yield server
+    server.stop()
+
+
+async def participants(prosody: Prosody, *nicks: str, domain: str | None = None) -> list[Participant]:
+    """Connected XMPP clients, one per nick."""
+    found = [Participant(prosody.port, nick, **({"domain": domain} if domain else {})) for nick in nicks]
+    await asyncio.gather(*(participant.connect() for participant in found))
+    return found

@@ -13,15 +13,13 @@ import time
 
 import pytest
 
-from tests.xmpp import TRUSTED_DOMAIN, WAIT_SECONDS, Participant, Prosody, until
+from tests.xmpp import TRUSTED_DOMAIN, WAIT_SECONDS, until
 from tmk_api.rooms import MAX_ROOMS, gate_token
 
-from .conftest import JWT_SECRET, server_url
+from .conftest import JWT_SECRET, POLL_SECONDS, participants
 from .test_lifecycle import SESSIONS, create
 
 ROOMS = "/internal/prosody/rooms"
-# How often the module asks about rooms under way in these tests (an install's default is 10 s).
-POLL_SECONDS = 1
 
 
 def gate_headers(secret: str = JWT_SECRET) -> dict:
@@ -64,24 +62,6 @@ def test_a_bad_room_query_names_the_field(api, body):
 
 
 # --- real prosody -----------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def prosody(tmp_path, served_api):
-    server = Prosody(tmp_path / "prosody", ["tmk_session_gate"], {
-        "tmk_session_gate_url": server_url(served_api),
-        "tmk_session_gate_poll_seconds": POLL_SECONDS,
-        "tmk_session_gate_timeout_seconds": 5,
-        "tmk_session_gate_trusted_domains": [TRUSTED_DOMAIN],
-    }, env={"JWT_APP_SECRET": JWT_SECRET})
-    yield server
-    server.stop()
-
-
-async def participants(prosody: Prosody, *nicks: str, domain: str | None = None) -> list[Participant]:
-    found = [Participant(prosody.port, nick, **({"domain": domain} if domain else {})) for nick in nicks]
-    await asyncio.gather(*(participant.connect() for participant in found))
-    return found
-
 
 async def test_an_open_sessions_room_is_joined_and_closing_the_session_ends_it(api, prosody):
     session = create(api)

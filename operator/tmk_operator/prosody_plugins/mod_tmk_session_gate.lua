@@ -21,7 +21,9 @@ local hashes = require "util.hashes";
 local http = require "net.http";
 local jid = require "util.jid";
 local json = require "util.json";
+local new_id = require "util.id".medium;
 local st = require "util.stanza";
+local now = require "util.time".now;
 
 local muc = module:depends("muc");
 
@@ -39,43 +41,56 @@ if not api_url or not secret or secret == "" then
 	-- Refusing every join is the safe failure: nothing can be checked.
 	module:log("error", "tmk_session_gate_url or JWT_APP_SECRET is not set: every join will be refused");
 end
-local rooms_url = api_url and (api_url:gsub("/+$", "") .. "/internal/prosody/rooms");
+local base_url = api_url and api_url:gsub("/+$", "");
+local rooms_url = base_url and (base_url .. "/internal/prosody/rooms");
+local events_url = base_url and (base_url .. "/internal/prosody/events");
 local token = secret and secret ~= "" and hashes.hmac_sha256(secret, "prosody-session-gate", true);
 
 -- Rooms a participant was let into, by room JID: the ones whose session is asked about again.
 local watched = {};
 
--- Asks the API for the state of each named room's session; calls done(states) with name -> "OPEN" | "CLOSED" |
--- "EXPIRED" | "UNKNOWN", or done(nil, reason) when there is no usable answer in time.
-local function ask(names, done)
-	if not rooms_url or not token then
-		return done(nil, "not configured");
+-- POSTs `payload` as JSON to `url`; calls done(answer) with the decoded answer of a 200, or done(nil, reason, code)
+-- when there is none in time (code 0 without an HTTP answer).
+local function post(url, payload, done)
+	if not url or not token then
+		return done(nil, "not configured", 0);
 	end
 	local finished = false;
-	local function finish(states, reason)
+	local function finish(answer, reason, code)
 		if finished then return; end
 		finished = true;
-		done(states, reason);
+		done(answer, reason, code);
 	end
-	local request = http.request(rooms_url, {
+	local request = http.request(url, {
 		method = "POST";
-		body = json.encode({ rooms = names });
+		body = json.encode(payload);
 		headers = { ["Content-Type"] = "application/json"; ["Authorization"] = "Bearer " .. token };
 	}, function(body, code)
 		if code ~= 200 then
-			return finish(nil, code == 0 and tostring(body) or ("HTTP " .. tostring(code)));
+			return finish(nil, code == 0 and tostring(body) or ("HTTP " .. tostring(code)), code);
 		end
 		local answer = json.decode(body);
-		if type(answer) ~= "table" or type(answer.rooms) ~= "table" then
-			return finish(nil, "an answer without rooms");
+		if type(answer) ~= "table" then
+			return finish(nil, "an answer that is not JSON", code);
 		end
-		finish(answer.rooms);
+		finish(answer);
 	end);
 	module:add_timer(timeout_seconds, function()
 		if not finished then
-			finish(nil, "no answer within " .. timeout_seconds .. " s");
+			finish(nil, "no answer within " .. timeout_seconds .. " s", 0);
 			if request then http.destroy_request(request); end
 		end
+	end);
+end
+
+-- Asks the API for the state of each named room's session; calls done(states) with name -> "OPEN" | "CLOSED" |
+-- "EXPIRED" | "UNKNOWN", or done(nil, reason) when there is no usable answer in time.
+local function ask(names, done)
+	post(rooms_url, { rooms = names }, function(answer, reason)
+		if answer and type(answer.rooms) ~= "table" then
+			answer, reason = nil, "an answer without rooms";
+		end
+		done(answer and answer.rooms, reason);
 	end);
 end
 
@@ -138,7 +153,64 @@ local function end_closed(batch)
 	end);
 end
 
+-- Joins and leaves, reported to the API (issue 18): for each room, the reports it has not accepted yet, in order.
+-- A report that fails stays queued and goes again on the next poll; the API takes repeats and any order.
+local pending = {};
+local sending = {};
+-- The join of each occupant under way (by occupant JID): the id of this join and its affiliation.
+local joins = {};
+
+local function flush(name)
+	local queue = pending[name];
+	if not queue or sending[name] then return; end
+	local batch = {};
+	for i = 1, math.min(#queue, BATCH) do batch[i] = queue[i]; end
+	sending[name] = true;
+	post(events_url, { room = name; events = batch }, function(answer, reason, code)
+		sending[name] = nil;
+		if not answer and code ~= 404 and code ~= 422 then
+			module:log("warn", "%d reports of %s not taken yet (%s); they go again", #queue, name, reason);
+			return;
+		end
+		if not answer then
+			-- Never to be taken (the session is gone, or the API refuses the shape): not sent again.
+			module:log("warn", "%d reports of %s dropped: %s", #batch, name, reason);
+		end
+		for _ = 1, #batch do table.remove(queue, 1); end
+		if #queue == 0 then pending[name] = nil; else flush(name); end
+	end);
+end
+
+local function report(room, kind, join)
+	local name = jid.node(room.jid);
+	local queue = pending[name] or {};
+	pending[name] = queue;
+	queue[#queue + 1] = { type = kind; occupant = join.id; affiliation = join.affiliation; at = now() };
+	flush(name);
+end
+
+module:hook("muc-occupant-joined", function(event)
+	local room, occupant = event.room, event.occupant;
+	if not watched[room.jid] or trusted_domains:contains(jid.host(occupant.bare_jid)) then
+		return;
+	end
+	-- The affiliation token_affiliation gave (owner for the doctor's token, member for the patient's); no name.
+	local join = { id = new_id(); affiliation = room:get_affiliation(occupant.bare_jid) or "none" };
+	joins[occupant.nick] = join;
+	report(room, "joined", join);
+end);
+
+module:hook("muc-occupant-left", function(event)
+	local join = joins[event.occupant.nick];
+	if not join then return; end
+	joins[event.occupant.nick] = nil;
+	report(event.room, "left", join);
+end);
+
 module:add_timer(poll_seconds, function()
+	for name in pairs(pending) do
+		flush(name);
+	end
 	local batch = { names = {}, rooms = {} };
 	for room_jid, room in pairs(watched) do
 		local name = jid.node(room_jid);
