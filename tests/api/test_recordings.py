@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tmk_api.recordings import SETTLE_SECONDS, link_key, link_signature
+from tmk_api.recordings.rules import SETTLE_SECONDS, link_key, link_signature
 from tmk_common.constants import GROUP, SESSION_PLURAL, VERSION
 
 from .conftest import API_KEY, JWT_SECRET

@@ -5,10 +5,10 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from tmk_api.recordings import (
-    ABANDONED_SECONDS, SETTLE_SECONDS, finished_recordings, link_key, link_problem, link_signature,
-    past_retention, recording_path, recordings_of_room, status_patch,
+from tmk_api.recordings.rules import (
+    ABANDONED_SECONDS, SETTLE_SECONDS, link_key, link_problem, link_signature, recordings_of_room, status_patch,
 )
+from tmk_api.recordings.volume import finished_recordings, past_retention, recording_path
 
 from .test_render_install import MINIMAL, env_of, find, pod_of, render
 
