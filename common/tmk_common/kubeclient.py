@@ -14,17 +14,20 @@ T = TypeVar("T")
 
 
 def api_client(kubeconfig: str | None = None, pool_size: int = 32, field_manager: str | None = None) -> client.ApiClient:
-    """In a pod: the service account. Elsewhere: the kubeconfig named, else $KUBECONFIG / ~/.kube/config.
+    """The kubeconfig named (each process's settings read `TMK_KUBECONFIG`, then `KUBECONFIG`); without one, the
+    pod's service account, and outside a pod ~/.kube/config.
 
-    The file is passed explicitly because the client reads $KUBECONFIG only at call time. `field_manager` names the
-    process in every object it writes: a write without a `fieldManager` of its own is recorded under the user
-    agent's first word."""
+    `field_manager` names the process in every object it writes: a write without a `fieldManager` of its own is
+    recorded under the user agent's first word."""
     configuration = client.Configuration()
-    if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-        config.load_incluster_config(client_configuration=configuration)
+    if kubeconfig is not None:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
-        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        config.load_kube_config(config_file=path, client_configuration=configuration)
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:  # not in a pod
+            config.load_kube_config(config_file=os.path.expanduser("~/.kube/config"),
+                                    client_configuration=configuration)
     # One pooled connection per concurrent request: the API serves many clients at once.
     configuration.connection_pool_maxsize = pool_size
     # A connection that could not be made is tried once more; a request that was sent and not answered in time

@@ -6,9 +6,11 @@ Extra arguments go to `kopf run`, e.g. `--namespace tmk` to watch one namespace 
 import os
 import sys
 
+from .settings import Settings
+
 
 def main() -> None:
-    liveness = os.environ.get("TMK_LIVENESS_URL", "http://0.0.0.0:8081/healthz")
+    liveness = Settings.from_env().liveness_url
     scope = sys.argv[1:] or ["--all-namespaces"]
     # Few malloc arenas: the handler threads otherwise each keep an arena of freed memory; measured with 10,000
     # sessions, this is the difference between about 205 MB and 175 MB of resident memory (bench/results.md).

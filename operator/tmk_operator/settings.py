@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 VERSION = "0.1.0"
@@ -30,10 +31,12 @@ class Settings:
     # The cluster's DNS domain: names a component resolves without the pod's DNS search list (the Jitsi web
     # image's nginx resolves its prosody upstream itself) are written out in full with it.
     cluster_domain: str = "cluster.local"
+    # kopf's liveness endpoint, which the chart's probe asks.
+    liveness_url: str = "http://0.0.0.0:8081/healthz"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
         defaults = cls()
         return cls(
             api_image=env.get("TMK_API_IMAGE", defaults.api_image),
@@ -49,4 +52,5 @@ class Settings:
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
             kubeconfig=env.get("TMK_KUBECONFIG") or env.get("KUBECONFIG") or None,
             cluster_domain=(env.get("TMK_CLUSTER_DOMAIN") or defaults.cluster_domain).strip(".").lower(),
+            liveness_url=env.get("TMK_LIVENESS_URL", defaults.liveness_url),
         )

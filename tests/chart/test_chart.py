@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -103,6 +104,11 @@ def test_the_operators_intervals_come_from_values_as_its_settings_read_them(argu
     assert settings.units_interval_seconds == float(expected)
     assert settings.drift_seconds == float(env["TMK_DRIFT_SECONDS"])
     assert settings.cluster_domain == ("cluster.local" if not arguments else "k8s.clinic.internal")
+    # kopf serves its liveness endpoint where the settings say; the probe asks the port named for it.
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    (port,) = [item["containerPort"] for item in container["ports"] if item["name"] == "liveness"]
+    assert urlsplit(settings.liveness_url).port == port
+    assert urlsplit(settings.liveness_url).path == container["livenessProbe"]["httpGet"]["path"]
 
 
 # --- RBAC: exactly what the code calls ------------------------------------------------------------------

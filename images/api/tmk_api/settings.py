@@ -82,7 +82,7 @@ class Settings:
             api_keys=ApiKeys(env.get("TMK_API_KEYS_DIR")),
             keyless=env.get("TMK_KEYLESS", "false").lower() == "true",
             default_duration_seconds=int(env.get("TMK_DEFAULT_DURATION_SECONDS", "3600")),
-            kubeconfig=env.get("TMK_KUBECONFIG") or None,
+            kubeconfig=env.get("TMK_KUBECONFIG") or env.get("KUBECONFIG") or None,
             host=env.get("TMK_API_HOST", "0.0.0.0"),
             port=int(env.get("TMK_API_PORT", "8080")),
             log_json=env.get("TMK_LOG_FORMAT", "text") == "json",
