@@ -20,7 +20,7 @@ from tmk_common.tokens import mint_token, token_claims
 
 from .conftest import INSTALL, JWT_SECRET
 from .test_lifecycle import SESSIONS, create
-from .test_short_links import api_url, site  # noqa: F401 (a fixture)
+from .test_short_links import site
 
 GOOD = {"install": INSTALL, "doctorFullName": "Dr. Ivanova", "patientFullName": "P. Petrov"}
 CRD_NAME = "tmksessions.tmk.io"
