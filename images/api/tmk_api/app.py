@@ -22,12 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.kubeclient import write_outcome_unknown
-from tmk_common.session import (
-    InvalidSession, Role, SessionSpec, SessionStatus, format_time, parse_time, read_spec, session_status,
-    session_window, utc_now,
-)
+from tmk_common.session import SessionSpec, SessionStatus, format_time, utc_now
 from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, SessionStore
-from tmk_common.tokens import mint_token, token_claims
 from tmk_common.unit_store import UnitStore
 
 from . import audit, links, rooms, units
@@ -38,6 +34,7 @@ from .schemas import (
 )
 from .settings import Settings
 from .sms import SmsService
+from .views import session_view
 
 log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
@@ -137,35 +134,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return obj
 
     def view(obj: dict, with_links: bool) -> Session:
-        session_id = int(obj["metadata"]["labels"][LABEL_SESSION_ID])
-        try:
-            spec = read_spec(obj["spec"])
-        except InvalidSession as problem:
-            # Written by hand past what the API accepts: this session cannot be served, the others still are.
-            log.warning("session %s (%s) cannot be served: %s", session_id, obj["metadata"]["name"], problem)
-            raise ApiError(410, "SessionInvalid", f"Session {session_id} cannot be served: {problem}; its TmkSession "
-                           "must be corrected or deleted.", field=problem.field) from None
-        room = obj["metadata"]["annotations"][ANNOTATION_ROOM]
-        window = session_window(spec, parse_time(obj["metadata"]["creationTimestamp"]),
-                                settings.default_duration_seconds)
-        status = session_status(spec, window, clock())
-        session = Session(
-            session_id=session_id, status=status, display_mode=spec.display_mode,
-            doctor_full_name=spec.doctor_full_name, patient_full_name=spec.patient_full_name, room=room,
-            company_name=spec.company_name, company_logo_url=spec.company_logo_url,
-            not_before=window.not_before, expires_at=window.expires_at,
-            caller_metadata=spec.caller_metadata, recording_consent=spec.recording_consent)
-        if with_links and status is SessionStatus.OPEN:
-            for role, name in ((Role.DOCTOR, spec.doctor_full_name), (Role.PATIENT, spec.patient_full_name)):
-                claims = token_claims(app_id=settings.jwt_app_id, room=room, role=role, session_id=session_id,
-                                      name=name, window=window, recording_consent=spec.recording_consent)
-                token = mint_token(claims, settings.jwt_app_secret)
-                link = f"https://{settings.site_domain}/session/{session_id}?room={room}&jwt={token}"
-                setattr(session, f"{role.value}_jwt", token)
-                setattr(session, f"{role.value}_link", link)
-                code = links.make_code(settings.jwt_app_secret, settings.install, session_id, role, window.expires_at)
-                setattr(session, f"{role.value}_short_link", links.short_link(settings.site_domain, code))
-        return session
+        return session_view(obj, settings, clock(), with_links)
 
     @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
               response_model_exclude_none=True, tags=["sessions"], summary="Create a consultation")
