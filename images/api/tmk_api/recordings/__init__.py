@@ -17,7 +17,7 @@ and serves. `RecordingService` puts them together for the app.
 """
 
 import datetime as dt
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -39,13 +39,9 @@ class RecordingService:
         self.key, self.api_domain, self.clock = link_key(secret), api_domain, clock
         self.sweeper = RecordingSweep(self.root, retention_days, sweep_seconds, store, clock) if self.root else None
 
-    @asynccontextmanager
-    async def running(self):
-        if self.sweeper is None:
-            yield
-            return
-        async with self.sweeper.running():
-            yield
+    def running(self) -> AbstractAsyncContextManager:
+        """The background task's life within the app's; nothing runs without a volume."""
+        return self.sweeper.running() if self.sweeper is not None else nullcontext()
 
     def sweep(self) -> None:
         """One round of the sweep now (tests run it directly); nothing without a volume."""
