@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM, LABEL_SESSION_ID
+from tmk_common.constants import (API_VERSION, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM, LABEL_SESSION_ID,
+                                  SESSION_KIND)
 from tmk_common.install import InstallSpec
-from tmk_common.session import InvalidSession, format_time
+from tmk_common.session import InvalidSession, format_time, parse_time
 from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
@@ -36,6 +37,9 @@ from .sessions import desired_status, due_for_removal, is_numbered, status_chang
 from .settings import Settings
 
 log = logging.getLogger("tmk.operator")
+# How long a session applied with kubectl may stay unnumbered before the sweep numbers it: its own event does it
+# within moments, and the sweep must not race it.
+NUMBERING_GRACE = dt.timedelta(seconds=30)
 
 
 def install_ref(body: dict) -> InstallRef:
@@ -282,17 +286,17 @@ def number_session(kube: Kube, body: dict) -> None:
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     store = kube.sessions(meta["namespace"], spec["install"])
     room = annotations.get(ANNOTATION_ROOM) or random_source.token_hex(16)
+    # Compare-and-swap on the version read: the session's event and the sweep's safety net never both number it.
     patch = {"metadata": {
+        "resourceVersion": meta["resourceVersion"],
         "labels": {LABEL_INSTALL: spec["install"],
                    LABEL_SESSION_ID: labels.get(LABEL_SESSION_ID) or str(store.reserve_ids(1)), LABEL_ROOM: room},
         "annotations": {ANNOTATION_ROOM: room}}}
-    kube.patch_session(meta["namespace"], meta["name"], patch)
-
-
-def session_install(kube: Kube, namespace: str, install_name: str) -> InstallSpec | None:
-    """The spec of the session's install, or None when there is no such install."""
-    install = kube.install(namespace, install_name)
-    return None if install is None else InstallSpec.model_validate(install["spec"])
+    try:
+        kube.patch_session(meta["namespace"], meta["name"], patch)
+    except ApiException as error:
+        if error.status not in (404, 409):  # gone, or changed meanwhile: its next event numbers it if need be
+            raise
 
 
 LIFECYCLE_EVENTS = {
@@ -318,11 +322,11 @@ def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, in
     return changes
 
 
-def reconcile_session(kube: Kube, body: dict, now: dt.datetime) -> dict:
-    """Returns the status fields to write (empty when the status is already right)."""
+def reconcile_session(kube: Kube, body: dict, install: InstallSpec | None, now: dt.datetime) -> dict:
+    """Returns the status fields to write (empty when the status is already right). `install` is the spec of the
+    install the session names, None when there is no such install."""
     meta, spec = body["metadata"], body["spec"]
     current = body.get("status") or {}
-    install = session_install(kube, meta["namespace"], spec["install"])
     if install is None:
         message = (f"spec.install: there is no TmkInstall {spec['install']!r} in namespace {meta['namespace']}; "
                    "name an existing one")
@@ -353,9 +357,11 @@ def invalid_session(session: dict, problem: InvalidSession, now: dt.datetime) ->
 
 
 def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
-    """Expires sessions at the end of their window and removes ended ones after the retention period."""
+    """Numbers sessions their event missed, expires sessions at the end of their window and removes ended ones
+    after the retention period."""
     spec = InstallSpec.model_validate(install["spec"])
     meta = install["metadata"]
+    number_missed_sessions(kube, install, now)
     for session in kube.install_sessions(meta["namespace"], meta["name"]):
         if not is_numbered(session):
             continue
@@ -375,6 +381,17 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
             changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
         if changes:
             kube.patch_session(meta["namespace"], session["metadata"]["name"], {"status": changes}, "status")
+
+
+def number_missed_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
+    """The safety net of numbering: a session applied with kubectl is numbered on its first event; one whose
+    numbering failed then (the API server did not answer) has no event to come back with. Unnumbered sessions
+    carry no id label, so asking for them costs one small LIST."""
+    meta = install["metadata"]
+    for session in kube.each(API_VERSION, SESSION_KIND, meta["namespace"], f"!{LABEL_SESSION_ID}"):
+        created = parse_time(session["metadata"]["creationTimestamp"])
+        if session["spec"].get("install") == meta["name"] and now - created > NUMBERING_GRACE:
+            number_session(kube, session)
 
 
 def close_sessions(kube: Kube, install: dict) -> int:
