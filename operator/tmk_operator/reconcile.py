@@ -309,14 +309,16 @@ LIFECYCLE_EVENTS = {
 def record_lifecycle(kube: Kube, session: dict, current: dict, changes: dict, install: InstallSpec | None) -> dict:
     """Posts an Event for each lifecycle change in `changes` and, when the install has webhooks, records their
     deliveries in the same status patch, so that a change is never written without its webhook; and a delivery for
-    each recording in status.recordings that has no `recording.ready` delivery yet (the API posts its Event)."""
+    each recording in status.recordings that has no `recording.ready` delivery yet (the API posts its Event), and
+    for what status.conference shows (joins, leaves, the start, the ends, the patient waiting) not delivered yet."""
     found = webhooks.transitions(session, current, {**current, **changes})
     for transition in found:
         kube.session_event(session, *LIFECYCLE_EVENTS[transition.type])
     if install is not None and install.webhooks:
         # The API writes each finished recording into status.recordings; one without a delivery gets its
         # `recording.ready` here. Level-based: the sweep adds any delivery missing after a restart.
-        deliveries = {**webhooks.new_deliveries(found), **webhooks.recording_deliveries(session, current)}
+        deliveries = {**webhooks.new_deliveries(found), **webhooks.recording_deliveries(session, current),
+                      **webhooks.conference_deliveries(session, current)}
         if deliveries:
             changes["webhooks"] = deliveries
     return changes

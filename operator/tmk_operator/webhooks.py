@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import urllib3
 
 from tmk_common.backoff import retry_delay
+from tmk_common.conference import endings, joined_entries, waiting_starts
 from tmk_common.constants import LABEL_SESSION_ID
 from tmk_common.session import SessionStatus, format_time, parse_time
 
@@ -31,6 +32,8 @@ log = logging.getLogger("tmk.operator.webhooks")
 
 CREATED, CLOSED, EXPIRED = "session.created", "session.closed", "session.expired"
 RECORDING_READY = "recording.ready"
+PARTICIPANT_JOINED, PARTICIPANT_LEFT = "participant.joined", "participant.left"
+SESSION_STARTED, SESSION_ENDED, PATIENT_WAITING = "session.started", "session.ended", "patient.waiting"
 # The session's state each event reports.
 EVENT_STATUS = {CREATED: SessionStatus.OPEN.value, CLOSED: SessionStatus.CLOSED.value,
                 EXPIRED: SessionStatus.EXPIRED.value}
@@ -92,6 +95,36 @@ def recording_deliveries(session: dict, status: dict) -> dict:
     return found
 
 
+def conference_deliveries(session: dict, status: dict) -> dict:
+    """`status.webhooks` entries for what `status.conference` (written by the API from prosody's reports) shows
+    and has no delivery yet: a `participant.joined` and a `participant.left` per join, keyed by the join's id; one
+    `session.started`; a `session.ended` per moment the room emptied after the start, and a `patient.waiting` per
+    waiting episode, each keyed by its moment. Derived from the entries alone, so repeated or reordered reports
+    give the same deliveries. Ids and roles only: the entries hold no names."""
+    uid, known = session["metadata"]["uid"], status.get("webhooks") or {}
+    conference = status.get("conference") or {}
+    found = {}
+
+    def add(event_type: str, mark: str, occurred_at: str, **extra) -> None:
+        key = delivery_id(uid, event_type, mark)
+        if key not in known:
+            found[key] = {"type": event_type, "occurredAt": occurred_at, **extra}
+
+    participants = conference.get("participants") or {}
+    for occupant, entry in sorted(joined_entries(participants).items()):
+        participant = {"id": occupant, "role": entry["role"]}
+        add(PARTICIPANT_JOINED, occupant, entry["joinedAt"], participant=participant)
+        if entry.get("leftAt"):
+            add(PARTICIPANT_LEFT, occupant, entry["leftAt"], participant=participant)
+    if conference.get("startedAt"):
+        add(SESSION_STARTED, "", conference["startedAt"])
+    for moment in waiting_starts(participants):
+        add(PATIENT_WAITING, moment, moment)
+    for moment, summary in endings(participants):
+        add(SESSION_ENDED, moment, moment, conference=summary)
+    return found
+
+
 def is_pending(entry: dict) -> bool:
     """Neither delivered nor given up (giving up clears `nextAttemptAt` and keeps `lastError`)."""
     return not entry.get("deliveredAt") and not (entry.get("attempts") and entry.get("nextAttemptAt") is None)
@@ -123,7 +156,8 @@ def outcome(entry: dict, error: str | None, now: dt.datetime, base_seconds: floa
 def payload(key: str, entry: dict, session: dict) -> bytes:
     """The JSON body: ids, the state and the caller's own metadata; never a name or a token. A `recording.ready`
     carries the recording's file name and size instead of the state, and no link: the integrator lists the
-    session's recordings for a download link, which expires."""
+    session's recordings for a download link, which expires. A `participant.*` carries the join's id and role, a
+    `session.ended` the start and the time both were in."""
     body = {
         "id": key,
         "type": entry["type"],
@@ -135,6 +169,10 @@ def payload(key: str, entry: dict, session: dict) -> bytes:
     }
     if entry["type"] in EVENT_STATUS:
         body["session"]["status"] = EVENT_STATUS[entry["type"]]
+    if entry.get("participant"):
+        body["participant"] = entry["participant"]
+    if entry.get("conference"):
+        body["conference"] = entry["conference"]
     if entry.get("recording"):
         body["recording"] = {"fileName": entry["recording"]["name"], "size": entry["recording"]["size"]}
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
