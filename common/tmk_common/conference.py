@@ -84,8 +84,9 @@ def joined_entries(participants: dict[str, dict]) -> dict[str, dict]:
     return {key: entry for key, entry in participants.items() if entry and "joinedAt" in entry}
 
 
-def states(participants: dict[str, dict]) -> list[tuple[dt.datetime, bool, bool]]:
-    """(moment, doctor in, patient in) just after each moment a join or leave happened, in time order."""
+def states(participants: dict[str, dict]) -> list[tuple[dt.datetime, bool, bool, bool]]:
+    """(moment, doctor in, patient in, anyone in at the moment itself) just after each moment a join or leave
+    happened, in time order. Times are to the second, so a join and its leave may share a moment."""
     spans = [(entry["role"], parse_time(entry["joinedAt"]), parse_time(entry["leftAt"]) if entry.get("leftAt")
               else None) for entry in joined_entries(participants).values()]
     moments = sorted({moment for _, joined, left in spans for moment in (joined, left) if moment})
@@ -93,13 +94,14 @@ def states(participants: dict[str, dict]) -> list[tuple[dt.datetime, bool, bool]
     def present(role: str, moment: dt.datetime) -> bool:
         return any(kind == role and joined <= moment and (left is None or left > moment)
                    for kind, joined, left in spans)
-    return [(moment, present(DOCTOR, moment), present(PATIENT, moment)) for moment in moments]
+    return [(moment, present(DOCTOR, moment), present(PATIENT, moment), any(
+        joined <= moment and (left is None or left >= moment) for _, joined, left in spans)) for moment in moments]
 
 
 def waiting_starts(participants: dict[str, dict]) -> list[str]:
     """When each waiting episode began: the patient in and no doctor, after a moment when that was not so."""
     found, before = [], False
-    for moment, doctor, patient in states(participants):
+    for moment, doctor, patient, _ in states(participants):
         waiting = patient and not doctor
         if waiting and not before:
             found.append(format_time(moment))
@@ -111,13 +113,12 @@ def endings(participants: dict[str, dict]) -> list[tuple[str, dict]]:
     """Each moment the room became empty after the consultation started, with the summary's `startedAt` and
     `bothPresentSeconds` up to then (a room may empty and fill again; the last ending is the summary's endedAt)."""
     started = summarize(participants).get("startedAt")
-    found, before = [], False
-    for moment, doctor, patient in states(participants):
-        if before and not (doctor or patient) and started and moment >= parse_time(started):
+    found = []
+    for moment, doctor, patient, occupied in states(participants):
+        if occupied and not (doctor or patient) and started and moment >= parse_time(started):
             until_then = {key: entry for key, entry in joined_entries(participants).items()
                           if parse_time(entry["joinedAt"]) <= moment}
             summary = summarize(until_then)
             found.append((format_time(moment), {"startedAt": summary["startedAt"],
                                                  "bothPresentSeconds": summary["bothPresentSeconds"]}))
-        before = doctor or patient
     return found

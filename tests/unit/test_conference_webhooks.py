@@ -83,3 +83,11 @@ def test_the_payload_carries_the_join_id_and_role_and_no_name():
                     "participant": {"id": "d1", "role": "doctor"},
                     "session": {"sessionId": 7, "callerMetadata": {"appointmentId": "A-1"}}}
     assert "Ivan" not in json.dumps(body)
+
+
+def test_a_visit_within_one_second_starts_and_ends():
+    """Report times are to the second: a join and its leave may share one."""
+    reports = [("d1", "doctor", "joinedAt", 5), ("p1", "patient", "joinedAt", 5), ("p1", "patient", "leftAt", 5),
+               ("d1", "doctor", "leftAt", 5)]
+    assert [kind for _, kind, _ in events(deliveries(reports)) if kind.startswith("session.")] == [
+        "session.ended", "session.started"]  # the same moment; sorted by name here
