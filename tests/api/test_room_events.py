@@ -85,3 +85,20 @@ async def test_real_joins_and_leaves_show_in_the_sessions_status(api, store, pro
     assert not ended["doctorPresent"] and not ended["patientPresent"] and not ended["waiting"]
     assert ended["startedAt"] <= ended["endedAt"] and ended["bothPresentSeconds"] >= 0
     assert len(ended["participants"]) == 2
+
+
+def test_the_session_answers_carry_what_happened_in_the_room(api):
+    session = create(api)
+    assert "conference" not in session  # the create answer is the original's
+    assert "conference" not in api.get(f"/v1/abm/video/sessions/{session['sessionId']}").json()["result"]
+    for report in (event("joined", "p1", "member", 0), event("joined", "d1", "owner", 4),
+                   event("left", "d1", "owner", 10)):
+        assert api.post(EVENTS, json={"room": session["room"], "events": [report]},
+                        headers=gate_headers()).status_code == 200
+    expected = {"doctorPresent": False, "patientPresent": True, "waiting": True, "patientSince": "2030-01-01T09:00:00Z",
+                "startedAt": "2030-01-01T09:04:00Z", "bothPresentSeconds": 6 * 60}
+    fetched = api.get(f"/v1/abm/video/sessions/{session['sessionId']}").json()["result"]
+    assert fetched["conference"] == expected  # no join ids, no names
+    listed = api.get("/v1/abm/video/sessions").json()["result"]["items"]
+    (item,) = [item for item in listed if item["sessionId"] == session["sessionId"]]
+    assert {key: value for key, value in item["conference"].items() if value is not None} == expected

@@ -43,6 +43,22 @@ class CreateSessionRequest(ApiModel):
     recording_consent: bool = Field(default=False, description="The patient agreed that the doctor may record.")
 
 
+class Conference(ApiModel):
+    """What happened in the room, from prosody's join and leave reports: roles only, no names."""
+
+    doctor_present: bool
+    patient_present: bool
+    waiting: bool = Field(description="The patient is in the room and no doctor is.")
+    doctor_since: AwareDatetime | None = None
+    patient_since: AwareDatetime | None = None
+    started_at: AwareDatetime | None = Field(default=None, description="The first moment both were in.")
+    ended_at: AwareDatetime | None = Field(default=None, description="When everyone had gone, after the start.")
+    both_present_seconds: int = 0
+
+
+CONFERENCE_DESCRIPTION = "Who is in the room and since when, the actual start and end; absent until someone joined."
+
+
 class Session(ApiModel):
     session_id: int
     status: SessionStatus
@@ -65,6 +81,7 @@ class Session(ApiModel):
         "`https://<site>/s/<code>`: an opaque link to the doctor's page with no name or token in it (what SMS "
         "invites carry). It works while the session is OPEN."))
     patient_short_link: str | None = Field(default=None, description="The same for the patient.")
+    conference: Conference | None = Field(default=None, description=CONFERENCE_DESCRIPTION)
 
 
 class SessionSummary(ApiModel):
@@ -77,6 +94,7 @@ class SessionSummary(ApiModel):
     not_before: AwareDatetime
     expires_at: AwareDatetime
     caller_metadata: dict[str, str]
+    conference: Conference | None = Field(default=None, description=CONFERENCE_DESCRIPTION)
 
 
 class SessionList(ApiModel):

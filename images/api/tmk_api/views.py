@@ -12,10 +12,17 @@ from tmk_common.tokens import mint_token, token_claims
 
 from . import links
 from .http import ApiError
-from .schemas import Session
+from .schemas import Conference, Session
 from .settings import Settings
 
 log = logging.getLogger("tmk.api")
+
+
+def conference_view(conference: dict | None) -> Conference | None:
+    """The summary prosody's reports gave (status.conference), without the entries of each join."""
+    if not conference or "doctorPresent" not in conference:
+        return None
+    return Conference.model_validate({key: value for key, value in conference.items() if key != "participants"})
 
 
 def session_view(obj: dict, settings: Settings, now: dt.datetime, with_links: bool) -> Session:
@@ -37,7 +44,8 @@ def session_view(obj: dict, settings: Settings, now: dt.datetime, with_links: bo
         doctor_full_name=spec.doctor_full_name, patient_full_name=spec.patient_full_name, room=room,
         company_name=spec.company_name, company_logo_url=spec.company_logo_url,
         not_before=window.not_before, expires_at=window.expires_at,
-        caller_metadata=spec.caller_metadata, recording_consent=spec.recording_consent)
+        caller_metadata=spec.caller_metadata, recording_consent=spec.recording_consent,
+        conference=conference_view((obj.get("status") or {}).get("conference")))
     if with_links and status is SessionStatus.OPEN:
         for role, name in ((Role.DOCTOR, spec.doctor_full_name), (Role.PATIENT, spec.patient_full_name)):
             claims = token_claims(app_id=settings.jwt_app_id, room=room, role=role, session_id=session_id,
