@@ -84,6 +84,8 @@ class Autoscaling(Model):
     max_units: int = Field(default=4, ge=0)
     idle_units: int = Field(default=1, ge=0)
     cooldown_seconds: int = Field(default=300, ge=0)
+    # A unit is kept idle for each consenting session this long before its start.
+    scheduled_lead_seconds: int = Field(default=300, ge=0, le=86400)
 
 
 class Jibri(Model):
@@ -257,6 +259,7 @@ class JibriStatus(Model):
     unhealthy: int | None = None
     draining: int | None = None
     last_scale_time: str | None = None
+    held_for_scheduled: int | None = None
 
 
 class BridgeStatus(Model):
@@ -280,3 +283,4 @@ class InstallStatus(Model):
     jibri: JibriStatus | None = None
     jvb: JvbStatus | None = None
     turn: TurnStatus | None = None
+    scheduled_recordings: int | None = None

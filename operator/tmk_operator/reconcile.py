@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tmk_common.constants import (API_VERSION, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM, LABEL_SESSION_ID,
-                                  SESSION_KIND)
+from tmk_common.constants import (API_VERSION, INSTALL_KIND, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM,
+                                  LABEL_SESSION_ID, SESSION_KIND)
 from tmk_common.install import InstallSpec
 from tmk_common.session import InvalidSession, format_time, parse_time
 from tmk_common.session_store import ANNOTATION_ROOM
@@ -33,13 +33,15 @@ from .render.base import selector_labels
 from .render.media import template_hash
 from .render.secrets import JIBRI_WEBHOOK_TOKEN_KEY
 from .secret_values import SECRET_BYTES, generate_secret_values
-from .sessions import desired_status, due_for_removal, is_numbered, status_changes
+from .sessions import awaits_recorder, desired_status, due_for_removal, is_numbered, status_changes
 from .settings import Settings
 
 log = logging.getLogger("tmk.operator")
 # How long a session applied with kubectl may stay unnumbered before the sweep numbers it: its own event does it
 # within moments, and the sweep must not race it.
 NUMBERING_GRACE = dt.timedelta(seconds=30)
+# The install status field the session sweep counts consenting sessions about to start in, for the pool to read.
+SCHEDULED_RECORDINGS = "scheduledRecordings"
 
 
 def install_ref(body: dict) -> InstallRef:
@@ -149,8 +151,8 @@ def reconcile_install(kube: Kube, settings: Settings, body: dict, now: dt.dateti
     for stale in stale_children(kube.children(ref.namespace, ref.name), rendered, ref, spec):
         log.info("deleting %s %s/%s: no longer rendered", stale["kind"], ref.namespace, stale["metadata"]["name"])
         kube.delete(stale["apiVersion"], stale["kind"], ref.namespace, stale["metadata"]["name"])
-    answered = pool() if pool else reconcile_units(kube, ref, spec, context,
-                                                   units.last_scale_time(body["metadata"]), now)
+    answered = pool() if pool else reconcile_units(kube, ref, spec, context, units.last_scale_time(body["metadata"]),
+                                                   scheduled_recordings(body), now)
     jibri = answered[0] if answered else (body.get("status") or {}).get("jibri")
     found = [(conditions.SPEC_VALID, "True", conditions.VALID, "")]
     found += conditions.component_conditions(children, spec, nodes, refused_children)
@@ -217,23 +219,26 @@ def stale_children(live: list[dict], rendered: list[dict], ref: InstallRef, spec
 
 
 def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: RenderContext,
-                    last_scale: dt.datetime | None, now: dt.datetime) -> tuple[dict, list[tuple[str, str]]]:
+                    last_scale: dt.datetime | None, scheduled: int, now: dt.datetime
+                    ) -> tuple[dict, list[tuple[str, str]]]:
     """Brings the Jibri units to the number wanted (the autoscaler's, when it is on) and returns `status.jibri`
     and (unit, the API server's words) for each unit whose creation was refused (admission, a quota): a refused
-    unit is tried again next round, and the rest of the pool's work goes on.
+    unit is tried again next round, and the rest of the pool's work goes on. `scheduled` counts the consenting
+    sessions about to start (the sweep's `status.scheduledRecordings`): the autoscaler keeps a unit idle for each.
 
     Units are pods the operator names itself: it alone picks which unit goes, and never one that is recording."""
     template = render_jibri_template(ref, spec, context)
     selector = ",".join(f"{key}={value}" for key, value in selector_labels(ref, "jibri").items())
     pool = [units.unit_of(pod, template_hash(template)) for pod in kube.list("v1", "Pod", ref.namespace, selector)]
     wanted = spec.jibri.units if spec.jibri.enabled else 0
-    auto = spec.jibri.autoscaling
+    auto, held = spec.jibri.autoscaling, 0
     if spec.jibri.enabled and auto and auto.enabled:
-        target = units.autoscaled_units(auto, wanted, pool, last_scale, now)
+        held = units.held_units(auto, pool, scheduled)
+        target = units.autoscaled_units(auto, wanted, pool, last_scale, now, scheduled)
         if target != wanted:
             log.info("autoscaling %s/%s Jibri units %d -> %d", ref.namespace, ref.name, wanted, target)
             kube.install_event(ref.namespace, ref.name, ref.uid, "Autoscaled",
-                               units.autoscaled_message(auto, wanted, target, pool))
+                               units.autoscaled_message(auto, wanted, target, pool, scheduled))
             kube.scale_units(ref.namespace, ref.name, target, {units.SCALED_AT_ANNOTATION: format_time(now)})
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)
@@ -265,7 +270,7 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
         plan = dataclasses.replace(plan, create=tuple(name for name in plan.create if name not in dict(refused)))
     if plan != units.Plan():
         log.info("Jibri units of %s/%s: %s", ref.namespace, ref.name, plan)
-    return units.pool_status(selector, wanted, pool, plan, last_scale), refused
+    return units.pool_status(selector, wanted, pool, plan, last_scale, held), refused
 
 
 def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime) -> PoolAnswer | None:
@@ -276,7 +281,7 @@ def reconcile_pool(kube: Kube, settings: Settings, body: dict, now: dt.datetime)
         return None
     ref = install_ref(body)
     return reconcile_units(kube, ref, checked, render_context(settings, ref, checked),
-                           units.last_scale_time(body["metadata"]), now)
+                           units.last_scale_time(body["metadata"]), scheduled_recordings(body), now)
 
 
 def number_session(kube: Kube, body: dict) -> None:
@@ -364,6 +369,7 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
     spec = InstallSpec.model_validate(install["spec"])
     meta = install["metadata"]
     number_missed_sessions(kube, install, now)
+    awaiting = 0
     for session in kube.install_sessions(meta["namespace"], meta["name"]):
         if not is_numbered(session):
             continue
@@ -381,8 +387,30 @@ def sweep_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:
             changes = invalid_session(session, problem, now)
         else:
             changes = record_lifecycle(kube, session, status, status_changes(status, desired), spec)
+            awaiting += awaits_recorder(session, desired, scheduled_lead_seconds(spec), now)
         if changes:
             kube.patch_session(meta["namespace"], session["metadata"]["name"], {"status": changes}, "status")
+    record_scheduled_recordings(kube, install, spec, awaiting)
+
+
+def scheduled_lead_seconds(spec: InstallSpec) -> int:
+    auto = spec.jibri.autoscaling
+    return auto.scheduled_lead_seconds if auto else 0
+
+
+def record_scheduled_recordings(kube: Kube, install: dict, spec: InstallSpec, awaiting: int) -> None:
+    """`status.scheduledRecordings`: the consenting sessions about to start, counted on the sweep's pass over the
+    sessions (so the pool's rounds list none), written only when it changed; absent unless autoscaling is on."""
+    auto = spec.jibri.autoscaling
+    value = awaiting if spec.jibri.enabled and auto and auto.enabled else None
+    if (install.get("status") or {}).get(SCHEDULED_RECORDINGS) != value:
+        meta = install["metadata"]
+        kube.merge_patch(API_VERSION, INSTALL_KIND, meta["namespace"], meta["name"],
+                         {"status": {SCHEDULED_RECORDINGS: value}}, "status")
+
+
+def scheduled_recordings(install: dict) -> int:
+    return (install.get("status") or {}).get(SCHEDULED_RECORDINGS) or 0
 
 
 def number_missed_sessions(kube: Kube, install: dict, now: dt.datetime) -> None:

@@ -49,3 +49,14 @@ def status_changes(current: dict, desired: dict) -> dict:
 def due_for_removal(status: dict, retention_seconds: int, now: dt.datetime) -> bool:
     ended = status.get("endedAt")
     return status.get("status") != SessionStatus.OPEN.value and ended is not None and parse_time(ended) + dt.timedelta(seconds=retention_seconds) <= now
+
+
+def awaits_recorder(session: dict, desired: dict, lead_seconds: int, now: dt.datetime) -> bool:
+    """Whether an idle Jibri unit is kept for this session: the patient consented to recording, the session is
+    open, its start is at most `lead_seconds` away (or past), and the consultation has not started yet (once both
+    are in, a recording finds the unit kept so far, or the `idleUnits` spare)."""
+    if not session["spec"].get("recordingConsent") or desired.get("status") != SessionStatus.OPEN.value:
+        return False
+    if ((session.get("status") or {}).get("conference") or {}).get("startedAt"):
+        return False
+    return parse_time(desired["notBefore"]) - dt.timedelta(seconds=lead_seconds) <= now

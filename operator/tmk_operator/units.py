@@ -110,20 +110,30 @@ def recording_units(pool: list[Unit]) -> int:
     return sum(1 for unit in pool if unit.busy and not unit.terminating)
 
 
-def autoscaled_message(auto: Autoscaling, units: int, target: int, pool: list[Unit]) -> str:
+def held_units(auto: Autoscaling, pool: list[Unit], scheduled: int) -> int:
+    """The idle units kept for `scheduled` consenting sessions about to start (counted by the session sweep), one
+    each, as far as the maximum leaves room after the recordings under way and `idleUnits`."""
+    return max(0, min(scheduled, auto.max_units - recording_units(pool) - auto.idle_units))
+
+
+def autoscaled_message(auto: Autoscaling, units: int, target: int, pool: list[Unit], scheduled: int = 0) -> str:
     """The Event of one autoscaler step: what it did and why, and that it undoes a `kubectl scale` while it is on."""
+    held = held_units(auto, pool, scheduled)
     return (f"spec.jibri.units {units} -> {target}: {recording_units(pool)} recording and {auto.idle_units} idle "
-            f"wanted, within {auto.min_units}..{auto.max_units} (spec.jibri.autoscaling). While autoscaling is "
+            f"wanted{f', {held} held for recordings about to start' if held else ''}, within "
+            f"{auto.min_units}..{auto.max_units} (spec.jibri.autoscaling). While autoscaling is "
             "enabled it sets the units and undoes a `kubectl scale`; to choose them by hand, set "
             "spec.jibri.autoscaling.enabled to false.")
 
 
 def autoscaled_units(auto: Autoscaling, units: int, pool: list[Unit], last_scale: dt.datetime | None,
-                     now: dt.datetime) -> int:
-    """The units the autoscaler wants: enough for every recording under way plus `idleUnits` spare, within the
-    minimum and the maximum. It scales up at once (a doctor is waiting to record) and down only when the cooldown
-    since the last change is over, so that a short lull does not flap the pool."""
-    target = max(auto.min_units, min(auto.max_units, recording_units(pool) + auto.idle_units))
+                     now: dt.datetime, scheduled: int = 0) -> int:
+    """The units the autoscaler wants: enough for every recording under way plus `idleUnits` spare plus one idle
+    for each consenting session about to start, within the minimum and the maximum. It scales up at once (a
+    doctor is waiting to record) and down only when the cooldown since the last change is over, so that a short
+    lull does not flap the pool."""
+    wanted = recording_units(pool) + auto.idle_units + held_units(auto, pool, scheduled)
+    target = max(auto.min_units, min(auto.max_units, wanted))
     if target > units:
         return target
     if target < units and (last_scale is None or (now - last_scale).total_seconds() >= auto.cooldown_seconds):
@@ -131,9 +141,11 @@ def autoscaled_units(auto: Autoscaling, units: int, pool: list[Unit], last_scale
     return units
 
 
-def pool_status(install_selector: str, wanted: int, pool: list[Unit], plan: Plan, last_scale: dt.datetime | None) -> dict:
+def pool_status(install_selector: str, wanted: int, pool: list[Unit], plan: Plan, last_scale: dt.datetime | None,
+                held: int) -> dict:
     """`status.jibri`: `units` counts the unit pods there are after this round (the scale subresource's
-    current replicas), the rest say what they are doing."""
+    current replicas), the rest say what they are doing; `heldForScheduled` how many of the wanted are kept idle
+    for consenting sessions about to start."""
     removed = set(plan.remove)
     present = [unit for unit in pool if not unit.terminating and unit.name not in removed]
     status = {
@@ -146,6 +158,7 @@ def pool_status(install_selector: str, wanted: int, pool: list[Unit], plan: Plan
         "unhealthy": sum(1 for unit in present if unit.broken),
         "draining": sum(1 for unit in present if (unit.draining or unit.name in plan.drain)
                         and unit.name not in plan.undrain),
+        "heldForScheduled": held,
     }
     if last_scale is not None:
         status["lastScaleTime"] = format_time(last_scale)

@@ -5,15 +5,19 @@ own, and kwok runs the pods."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import subprocess
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import api_settings
+from tests.api.conftest import API_KEY, api_settings
+from tests.api.test_lifecycle import create
+from tests.api.test_session_gate import gate_headers
 from tests.conftest import tool
-from tests.operator.conftest import SETTLE_SECONDS, eventually, example_install, wait_for_pool_rounds
+from tests.operator.conftest import (SETTLE_SECONDS, eventually, example_install, wait_for_pool_rounds,
+                                    wait_for_session_sweeps)
 from tests.operator.test_install import add_media_node, apply, get_install
 from tmk_api.app import create_app
 from tmk_cluster import project
@@ -248,3 +252,38 @@ def test_kubectl_scale_undone_by_the_autoscaler_says_so_in_an_event(cluster, nam
     assert event.type == "Normal" and event.involved_object.kind == "TmkInstall"
     assert event.message.startswith("spec.jibri.units 3 -> 1: 0 recording and 1 idle wanted, within 1..3")
     assert "undoes a `kubectl scale`" in event.message and "spec.jibri.autoscaling.enabled to false" in event.message
+
+
+def test_a_unit_is_idle_before_a_scheduled_recording_starts_and_goes_once_the_consultation_began(
+        cluster, namespace, operator):
+    """A consenting session starting in 40 s with a lead of 20 s: no unit at first (no idle spare wanted), one
+    idle before the start, released once doctor and patient are both in."""
+    lead = 20
+    units = install(cluster, namespace, units=0, autoscaling={
+        "enabled": True, "minUnits": 0, "maxUnits": 2, "idleUnits": 0, "cooldownSeconds": 2,
+        "scheduledLeadSeconds": lead})
+    api = units.api
+    api.headers["Authorization"] = f"Bearer {API_KEY}"
+    starts = int(time.time()) + 2 * lead
+    session = create(api, startsAt=dt.datetime.fromtimestamp(starts, dt.timezone.utc).isoformat(),
+                     recordingConsent=True)
+    create(api)  # one without consent counts for nothing
+    wait_for_session_sweeps(cluster, namespace, rounds=2)
+    wait_for_pool_rounds(cluster, namespace, rounds=2)
+    assert time.time() < starts - lead, "the test came too late to see the pool before the lead time"
+    assert units.names() == [] and get_install(cluster, namespace)["status"].get("scheduledRecordings") == 0
+
+    units.wait_for(["demo-jibri-0"], timeout=2 * lead)
+    units.report("demo-jibri-0", "IDLE")
+    held = eventually(lambda: (lambda jibri: jibri if jibri.get("idle") == 1 else None)(units.status()))
+    assert time.time() < starts, "the unit was idle only after the consultation's start"
+    assert held["heldForScheduled"] == 1 and held["wanted"] == 1
+    assert get_install(cluster, namespace)["status"]["scheduledRecordings"] == 1
+    print(f"unit idle {starts - time.time():.1f} s before the start (lead {lead} s)")
+
+    for occupant, affiliation in (("p1", "member"), ("d1", "owner")):
+        answer = api.post("/internal/prosody/events", headers=gate_headers(), json={"room": session["room"], "events": [
+            {"type": "joined", "occupant": occupant, "affiliation": affiliation, "at": time.time()}]})
+        assert answer.status_code == 200, answer.text
+    units.wait_for([], timeout=SETTLE_SECONDS)
+    assert units.status()["heldForScheduled"] == 0

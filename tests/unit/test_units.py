@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 
 from tmk_common.install import Autoscaling
-from tmk_operator.units import (BUSY, EXPIRED, IDLE, UNHEALTHY, Plan, Unit, autoscaled_units, plan_units,
-                                pool_status, unit_of)
+from tmk_operator.sessions import awaits_recorder
+from tmk_operator.units import (BUSY, EXPIRED, IDLE, UNHEALTHY, Plan, Unit, autoscaled_units, held_units,
+                                plan_units, pool_status, unit_of)
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -89,6 +90,25 @@ def test_the_autoscaler_keeps_idle_units_spare_within_the_limits():
     assert autoscaled_units(AUTO.model_copy(update={"min_units": 3}), 1, [], None, T0) == 3
 
 
+def test_a_unit_is_held_idle_for_each_consenting_session_about_to_start_within_the_maximum():
+    assert autoscaled_units(AUTO, 1, [unit(0)], None, T0, scheduled=2) == 3  # 1 idle + 2 held
+    assert held_units(AUTO, [unit(0, BUSY), unit(1, BUSY)], 5) == 1  # 2 recording + 1 idle leave room for 1
+    assert autoscaled_units(AUTO, 1, [unit(0, BUSY), unit(1, BUSY)], None, T0, scheduled=5) == 4
+
+
+def test_a_session_awaits_a_recorder_from_the_lead_time_until_its_consultation_starts():
+    starts = dt.datetime(2026, 11, 28, 12, 10, tzinfo=dt.timezone.utc)
+    session = {"spec": {"recordingConsent": True}, "status": {}}
+    desired = {"status": "OPEN", "notBefore": "2026-11-28T12:10:00Z"}
+    assert not awaits_recorder(session, desired, 300, starts - dt.timedelta(seconds=301))
+    assert awaits_recorder(session, desired, 300, starts - dt.timedelta(seconds=300))
+    assert awaits_recorder(session, desired, 300, starts + dt.timedelta(seconds=60))  # late: still waiting
+    assert not awaits_recorder({**session, "status": {"conference": {"startedAt": "2026-11-28T12:11:00Z"}}},
+                               desired, 300, starts + dt.timedelta(seconds=90))
+    assert not awaits_recorder({"spec": {"recordingConsent": False}}, desired, 300, starts)
+    assert not awaits_recorder(session, {**desired, "status": "CLOSED"}, 300, starts)
+
+
 def test_the_autoscaler_scales_up_at_once_but_down_only_after_the_cooldown():
     last = T0
     busy_two = [unit(0, BUSY), unit(1, BUSY), unit(2)]
@@ -102,6 +122,7 @@ def test_the_autoscaler_scales_up_at_once_but_down_only_after_the_cooldown():
 def test_the_status_counts_what_the_units_are_doing():
     pool = [unit(0, BUSY), unit(1), unit(2, None), unit(3, EXPIRED), unit(4, terminating=True)]
     plan = plan_units("demo", 2, pool)
-    status = pool_status("sel", 2, pool, plan, T0)
+    status = pool_status("sel", 2, pool, plan, T0, 1)
     assert status == {"wanted": 2, "units": 2, "selector": "sel", "busy": 1, "idle": 1, "starting": 0,
-                      "unhealthy": 0, "draining": 0, "lastScaleTime": "2026-11-28T12:00:00Z"}
+                      "unhealthy": 0, "draining": 0, "lastScaleTime": "2026-11-28T12:00:00Z",
+                      "heldForScheduled": 1}
