@@ -1,19 +1,17 @@
-"""How every process of the project connects to the Kubernetes API, and the one compare-and-swap update of a
-ConfigMap that the session-id counter and the SMS rate limit share."""
+"""How every process of the project connects to the Kubernetes API (the calls themselves are tmk_common.kube's),
+and how a failed write is told apart from one whose outcome is unknown."""
 
 from __future__ import annotations
 
 import os
-from typing import Callable, TypeVar
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-T = TypeVar("T")
 
-
-def api_client(kubeconfig: str | None = None, pool_size: int = 32, field_manager: str | None = None) -> client.ApiClient:
+def api_client(kubeconfig: str | None = None, pool_size: int = 32,
+               field_manager: str | None = None) -> client.ApiClient:
     """The kubeconfig named (each process's settings read `TMK_KUBECONFIG`, then `KUBECONFIG`); without one, the
     pod's service account, and outside a pod ~/.kube/config.
 
@@ -39,8 +37,6 @@ def api_client(kubeconfig: str | None = None, pool_size: int = 32, field_manager
     return api
 
 
-# Every call of the API service and the stores: a stuck request fails rather than holding a worker.
-REQUEST_TIMEOUT_SECONDS = 10
 
 
 def write_outcome_unknown(error: BaseException) -> bool:
@@ -52,32 +48,3 @@ def write_outcome_unknown(error: BaseException) -> bool:
     if isinstance(error, ApiException):
         return error.status in (500, 504)
     return isinstance(error, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError))
-
-
-def update_config_map(core: client.CoreV1Api, namespace: str, name: str, labels: dict[str, str],
-                      decide: Callable[[dict[str, str]], tuple[dict[str, str] | None, T]]) -> T:
-    """Read-modify-write of a ConfigMap's data, compare-and-swap, safe across replicas: `decide` gets the data
-    (empty when the ConfigMap does not exist yet) and returns (new data, or None to write nothing; its result).
-    A write that meets another replica's (409) reads again and decides again. Returns the result of the decision
-    that was written."""
-    while True:
-        try:
-            stored = core.read_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            stored = None
-        data, result = decide(dict((stored.data or {}) if stored is not None else {}))
-        if data is None:
-            return result
-        try:
-            if stored is None:
-                body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
-                core.create_namespaced_config_map(namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            else:
-                stored.data = data  # the object still carries the resourceVersion it was read at
-                core.replace_namespaced_config_map(name, namespace, stored, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            return result
-        except ApiException as error:
-            if error.status != 409:
-                raise

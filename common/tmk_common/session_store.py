@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from .constants import (
-    API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_ROOM, LABEL_SESSION_ID, SESSION_KIND,
-    SESSION_PLURAL, VERSION,
-)
-from .kubeclient import REQUEST_TIMEOUT_SECONDS, update_config_map
+from .constants import (API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_ROOM, LABEL_SESSION_ID,
+                        SESSION_KIND)
+from .kube import Kube, update_config_map
 
+T = TypeVar("T")
 ANNOTATION_ROOM = f"{GROUP}/room"
 ANNOTATION_REQUEST_HASH = f"{GROUP}/request-hash"
 # Ids are reserved in blocks so that creating a session costs one write, not three; a restart leaves a gap.
 ID_BLOCK_SIZE = 50
-PAGE_SIZE = 500
 
 
 def id_counter_name(install: str) -> str:
@@ -47,8 +45,7 @@ class SessionStore:
     """TmkSessions of one install, and the install's id counter (a ConfigMap updated compare-and-swap)."""
 
     def __init__(self, api: client.ApiClient, namespace: str, install: str):
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
+        self.kube = Kube(api)
         self.namespace = namespace
         self.install = install
         self._lock = threading.Lock()
@@ -71,7 +68,7 @@ class SessionStore:
             first = int(data.get("next", "1"))
             return {**data, "next": str(first + count)}, first
 
-        return update_config_map(self.core, self.namespace, id_counter_name(self.install),
+        return update_config_map(self.kube, self.namespace, id_counter_name(self.install),
                                  {LABEL_INSTALL: self.install}, reserve)
 
     # --- sessions --------------------------------------------------------------------------------------
@@ -89,89 +86,59 @@ class SessionStore:
             "metadata": {"name": name, "labels": labels, "annotations": annotations},
             "spec": spec,
         }
-        return self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SESSION_PLURAL, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        return self.kube.create({**body, "metadata": {**body["metadata"], "namespace": self.namespace}})
 
     def get(self, session_id: int) -> dict | None:
-        items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")["items"]
+        items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")
         return items[0] if items else None
 
     def by_rooms(self, rooms: list[str]) -> list[dict]:
         """The sessions whose room is one of `rooms` (label values), in one request."""
-        return self._list(f"{LABEL_INSTALL}={self.install},{LABEL_ROOM} in ({','.join(rooms)})")["items"]
+        return self._list(f"{LABEL_INSTALL}={self.install},{LABEL_ROOM} in ({','.join(rooms)})")
 
     def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
         selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(caller, key)}"
-        items = self._list(selector)["items"]
+        items = self._list(selector)
         return items[0] if items else None
 
     def each(self) -> Iterator[dict]:
         """Every session of the install, a page at a time (what the API's background workers go over)."""
-        cursor = None
-        while True:
-            page = self.page(PAGE_SIZE, cursor)
-            yield from page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                return
+        return self.kube.each(API_VERSION, SESSION_KIND, self.namespace, f"{LABEL_INSTALL}={self.install}")
 
     def read(self, name: str) -> dict | None:
         """The session by its object name, or None when it is gone."""
-        try:
-            return self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, SESSION_PLURAL, name, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        return self.kube.get(API_VERSION, SESSION_KIND, self.namespace, name)
 
-    def patch_annotations(self, name: str, resource_version: str, annotations: dict[str, str]) -> dict:
-        """Sets annotations only if the session is still at `resource_version` (else 409): compare-and-swap."""
-        patch = {"metadata": {"resourceVersion": resource_version, "annotations": annotations}}
-        return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, patch, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+    def change(self, name: str, decide: Callable[[dict | None], tuple[dict | None, T]]) -> tuple[T, dict | None]:
+        """Compare-and-swap on the session (tmk_common.kube.Kube.compare_and_swap): `decide` gets it (None when it
+        is gone) and returns a merge patch, or None to write nothing."""
+        return self.kube.compare_and_swap(API_VERSION, SESSION_KIND, self.namespace, name, decide)
 
     def page(self, limit: int, cursor: str | None) -> Page:
-        answer = self._list(f"{LABEL_INSTALL}={self.install}", limit=limit, _continue=cursor)
-        return Page(items=answer["items"], next_cursor=answer["metadata"].get("continue") or None)
+        items, next_cursor = self.kube.page(API_VERSION, SESSION_KIND, self.namespace,
+                                            f"{LABEL_INSTALL}={self.install}", limit, cursor)
+        return Page(items=items, next_cursor=next_cursor)
 
     def patch_spec(self, name: str, spec_patch: dict) -> dict:
-        return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"spec": spec_patch},
-            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        return self.kube.merge_patch(API_VERSION, SESSION_KIND, self.namespace, name, {"spec": spec_patch})
 
     def patch_status(self, name: str, status_patch: dict) -> dict:
         """A merge patch of the status subresource: map keys merge one by one, null removes a key."""
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, SESSION_PLURAL, name, {"status": status_patch},
-            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        return self.kube.merge_patch(API_VERSION, SESSION_KIND, self.namespace, name, {"status": status_patch},
+                                     "status")
 
     def event(self, obj: dict, reason: str, message: str, moment: str) -> None:
         """A Normal Event on the session (`kubectl describe tmks`), as the operator posts for lifecycle changes."""
-        meta = obj["metadata"]
-        self.core.create_namespaced_event(self.namespace, {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": self.namespace},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": SESSION_KIND, "name": meta["name"],
-                               "namespace": self.namespace, "uid": meta.get("uid")},
-            "reason": reason, "message": message, "type": "Normal", "count": 1,
-            "firstTimestamp": moment, "lastTimestamp": moment, "source": {"component": "tmk-api"}},
-            _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        session = {"apiVersion": API_VERSION, "kind": SESSION_KIND,
+                   "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        self.kube.event(session, reason, message, moment, "tmk-api")
 
     def delete(self, name: str) -> None:
         """Deleting what is already gone is not an error: delete is idempotent."""
-        try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, SESSION_PLURAL, name,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        self.kube.delete(API_VERSION, SESSION_KIND, self.namespace, name)
 
     def ping(self) -> None:
-        self._list(f"{LABEL_INSTALL}={self.install}", limit=1)
+        self.kube.page(API_VERSION, SESSION_KIND, self.namespace, f"{LABEL_INSTALL}={self.install}", 1, None)
 
-    def _list(self, selector: str, **params) -> dict:
-        params = {key: value for key, value in params.items() if value is not None}
-        return self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SESSION_PLURAL, label_selector=selector,
-            _request_timeout=REQUEST_TIMEOUT_SECONDS, **params)
+    def _list(self, selector: str) -> list[dict]:
+        return self.kube.list(API_VERSION, SESSION_KIND, self.namespace, selector)

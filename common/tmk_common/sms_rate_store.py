@@ -3,8 +3,8 @@
 The limit is per number across sessions, so it cannot live on a session. It lives in one small ConfigMap per
 install, `<install>-sms-rate`: a JSON map of a number's keyed hash (never the number) to the times of its sends
 within the last hour. Every change is compare-and-swap on the ConfigMap's resourceVersion, as the id counter's is
-(both through kubeclient.update_config_map), so N replicas allow one limit, not N of them. Entries older than an hour are dropped on
-every write, and the map is capped in size.
+(both through kube.update_config_map), so N replicas allow one limit, not N of them. Entries older than an hour
+are dropped on every write, and the map is capped in size.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 from kubernetes import client
 
 from .constants import LABEL_INSTALL, SMS_RATE_CONFIGMAP_SUFFIX
-from .kubeclient import T, update_config_map
+from .kube import Kube, T, update_config_map
 from .session import utc_now
 
 WINDOW_SECONDS = 3600
@@ -78,7 +78,7 @@ class SmsRateStore:
 
     def __init__(self, api: client.ApiClient, namespace: str, install: str,
                  clock: Callable[[], dt.datetime] = utc_now):
-        self.core = client.CoreV1Api(api)
+        self.kube = Kube(api)
         self.namespace, self.install, self.clock = namespace, install, clock
         self.name = rate_configmap_name(install)
 
@@ -103,4 +103,4 @@ class SmsRateStore:
         self._change(decide)
 
     def _change(self, decide: Callable[[dict[str, str]], tuple[dict[str, str] | None, T]]) -> T:
-        return update_config_map(self.core, self.namespace, self.name, {LABEL_INSTALL: self.install}, decide)
+        return update_config_map(self.kube, self.namespace, self.name, {LABEL_INSTALL: self.install}, decide)

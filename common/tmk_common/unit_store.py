@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from .constants import ANNOTATION_JIBRI_REPORTED_AT, LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_HEALTH, LABEL_JIBRI_STATUS
-from .kubeclient import REQUEST_TIMEOUT_SECONDS
-
-MERGE_PATCH = "application/merge-patch+json"
+from .constants import (ANNOTATION_JIBRI_REPORTED_AT, LABEL_COMPONENT, LABEL_INSTALL, LABEL_JIBRI_HEALTH,
+                        LABEL_JIBRI_STATUS)
+from .kube import Kube
 
 
 def unit_token(webhook_key: str, unit: str) -> str:
@@ -25,20 +22,13 @@ def unit_token(webhook_key: str, unit: str) -> str:
 
 class UnitStore:
     def __init__(self, api: client.ApiClient, namespace: str, install: str):
-        self.core = client.CoreV1Api(api)
+        self.kube = Kube(api)
         self.namespace, self.install = namespace, install
 
     def get(self, name: str) -> dict | None:
         """The pod, only when it is one of this install's units."""
-        try:
-            response = self.core.read_namespaced_pod(name, self.namespace, _preload_content=False,
-                                                     _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        pod = json.loads(response.data)
-        labels = pod["metadata"].get("labels") or {}
+        pod = self.kube.get("v1", "Pod", self.namespace, name)
+        labels = (pod or {}).get("metadata", {}).get("labels") or {}
         if labels.get(LABEL_INSTALL) != self.install or labels.get(LABEL_COMPONENT) != "jibri":
             return None
         return pod
@@ -46,5 +36,4 @@ class UnitStore:
     def record(self, name: str, busy_status: str, health: str, reported_at: str) -> None:
         patch = {"metadata": {"labels": {LABEL_JIBRI_STATUS: busy_status, LABEL_JIBRI_HEALTH: health},
                               "annotations": {ANNOTATION_JIBRI_REPORTED_AT: reported_at}}}
-        self.core.patch_namespaced_pod(name, self.namespace, patch, _content_type=MERGE_PATCH,
-                                       _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        self.kube.merge_patch("v1", "Pod", self.namespace, name, patch)

@@ -21,11 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from tmk_common.constants import (API_VERSION, INSTALL_KIND, LABEL_INSTALL, LABEL_JIBRI_DRAINING, LABEL_ROOM,
                                   LABEL_SESSION_ID, SESSION_KIND)
 from tmk_common.install import InstallSpec
+from tmk_common.kube import status_message
 from tmk_common.session import InvalidSession, format_time, parse_time
 from tmk_common.session_store import ANNOTATION_ROOM
 
 from . import conditions, units, webhooks
-from .kube import Kube, status_message
+from .kube import Kube
 from .render import (InstallRef, MediaNode, RenderContext, bridge_status, ice_servers, jibri_webhook_secret_name,
                      media_problems, render_install, render_issued_secrets, render_jibri_template, render_jibri_unit,
                      render_turn_secret, render_unit_urls, shared_secret_problem, validate_spec)
@@ -238,7 +239,7 @@ def reconcile_units(kube: Kube, ref: InstallRef, spec: InstallSpec, context: Ren
         if target != wanted:
             log.info("autoscaling %s/%s Jibri units %d -> %d", ref.namespace, ref.name, wanted, target)
             kube.install_event(ref.namespace, ref.name, ref.uid, "Autoscaled",
-                               units.autoscaled_message(auto, wanted, target, pool, scheduled))
+                               units.autoscaled_message(auto, wanted, target, pool, scheduled), now)
             kube.scale_units(ref.namespace, ref.name, target, {units.SCALED_AT_ANNOTATION: format_time(now)})
             wanted, last_scale = target, now
     plan = units.plan_units(ref.name, wanted, pool)

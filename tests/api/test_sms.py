@@ -316,7 +316,7 @@ def test_the_installs_gateway_reaches_the_api_as_rendered_by_the_operator():
     assert CREDENTIAL not in repr(settings)
 
 
-def test_the_api_may_read_and_update_the_shared_rate_configmap_by_name_only():
+def test_the_api_may_read_and_patch_the_shared_rate_configmap_by_name_only():
     spec = InstallSpec.model_validate({
         "domains": {"site": "tmk.example.org", "api": "api.example.org", "jitsi": "meet.example.org"},
         "tls": {"secretName": "tmk-tls"}})
@@ -326,7 +326,7 @@ def test_the_api_may_read_and_update_the_shared_rate_configmap_by_name_only():
                 if obj["kind"] == "Role" and obj["metadata"]["name"] == "demo-api")
     on_configmaps = [rule for rule in role["rules"] if rule["resources"] == ["configmaps"]]
     assert {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [rate_configmap_name("demo")],
-            "verbs": ["get", "update"]} in on_configmaps
+            "verbs": ["get", "patch"]} in on_configmaps
     assert all(rule.get("resourceNames") or rule["verbs"] == ["create"] for rule in on_configmaps)
 
 

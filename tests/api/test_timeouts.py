@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tmk_api.app import create_app
-from tmk_common.kubeclient import REQUEST_TIMEOUT_SECONDS, api_client
+from tmk_common.kube import REQUEST_TIMEOUT_SECONDS
+from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 
 from .conftest import API_KEY, api_settings

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tmk_common.kube import KINDS
 from tmk_operator.kube import RESOURCES
 from tmk_operator.settings import Settings
 from tmk_operator.render import InstallRef, RenderContext, render_install
@@ -132,9 +133,9 @@ def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
 
 def needed_by_code() -> set[tuple[str, str, str]]:
     needed = set(KOPF_NEEDS)
-    for (api_version, _kind), resource in RESOURCES.items():
+    for (api_version, kind), resource in RESOURCES.items():
         group = api_version.rpartition("/")[0]
-        needed |= {(group, resource.plural, verb) for verb in resource.verbs}
+        needed |= {(group, KINDS[(api_version, kind)].plural, verb) for verb in resource.verbs}
     return needed
 
 

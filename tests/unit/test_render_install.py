@@ -341,8 +341,8 @@ def test_api_may_touch_sessions_its_counter_events_and_unit_labels_only():
                for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
                for verb in rule["verbs"]}
     assert ("tmk.io", "tmksessions", "delete", ()) in granted
-    assert ("", "configmaps", "update", ("demo-session-ids",)) in granted
-    assert ("", "configmaps", "update", ()) not in granted
+    assert ("", "configmaps", "patch", ("demo-session-ids",)) in granted
+    assert ("", "configmaps", "patch", ()) not in granted
     assert {resource for _, resource, _, _ in granted} == {"tmksessions", "tmksessions/status", "configmaps", "events",
                                                            "pods"}
     assert {verb for _, resource, verb, _ in granted if resource == "tmksessions/status"} == {"patch"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tmk_operator.kube import wants_change
+from tmk_common.kube import wants_change
 
 
 def container(resources: dict, env_value: str = "1") -> dict:

@@ -39,12 +39,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [secrets]
   verbs: [get, create, patch]
 {{- /* The install's children: listed by install, so that those no longer rendered are deleted; configmaps are
-       also the session id counter, replaced compare-and-swap. */}}
+       also the session id counter, patched compare-and-swap. */}}
 - apiGroups: [""]
-  resources: [configmaps]
-  verbs: [get, list, create, patch, update, delete]
-- apiGroups: [""]
-  resources: [services, serviceaccounts, persistentvolumeclaims]
+  resources: [configmaps, services, serviceaccounts, persistentvolumeclaims]
   verbs: [get, list, create, patch, delete]
 {{- /* The Jibri units: watched, so that the pool answers a unit's report at once. */}}
 - apiGroups: [""]

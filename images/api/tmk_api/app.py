@@ -259,7 +259,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     app.include_router(rooms.routes(settings.jwt_app_secret, store, lambda obj: view(obj, with_links=False).status))
     app.state.recordings = recordings  # tests run its sweep directly
     app.include_router(units.routes(settings.jibri_webhook_token,
-                                    UnitStore(store.core.api_client, settings.namespace, settings.install), clock))
+                                    UnitStore(store.kube.api, settings.namespace, settings.install), clock))
 
     @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
     async def healthz() -> str:

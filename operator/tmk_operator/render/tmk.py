@@ -103,12 +103,13 @@ def api_role(install: InstallRef) -> dict:
              "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
             # status.recordings: each session's finished recordings (the rest of the status is the operator's).
             {"apiGroups": [c.GROUP], "resources": [f"{c.SESSION_PLURAL}/status"], "verbs": ["patch"]},
-            # RBAC cannot limit `create` by name, so it is granted apart from get/update on the counter.
+            # RBAC cannot limit `create` by name, so it is granted apart from get/patch on the counter (each a
+            # compare-and-swap: the patch names the version read).
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "update"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [counter], "verbs": ["get", "patch"]},
             # The SMS sends per number hash of the last hour, shared by the API's replicas for the rate limit.
             {"apiGroups": [""], "resources": ["configmaps"],
-             "resourceNames": [child_name(install, c.SMS_RATE_CONFIGMAP_SUFFIX)], "verbs": ["get", "update"]},
+             "resourceNames": [child_name(install, c.SMS_RATE_CONFIGMAP_SUFFIX)], "verbs": ["get", "patch"]},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
             # A unit's webhook report is written onto its Pod (RBAC cannot narrow this to the units' names).
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},

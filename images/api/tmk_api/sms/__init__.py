@@ -50,7 +50,7 @@ class SmsService:
         self.gateway, self.secret, self.clock = gateway, secret, clock
         self.default_language = Language(default_language)
         self.book, self.status_of = MessageBook(store), status_of
-        self.rates = SmsRateStore(store.core.api_client, store.namespace, store.install, clock)
+        self.rates = SmsRateStore(store.kube.api, store.namespace, store.install, clock)
         self.worker = SmsWorker(gateway, secret, self.book, link_of, status_of, clock) if gateway else None
 
     def running(self) -> AbstractAsyncContextManager:

@@ -6,8 +6,6 @@ import datetime as dt
 import json
 from typing import Callable
 
-from kubernetes.client.exceptions import ApiException
-
 from tmk_common.constants import GROUP
 from tmk_common.session_store import SessionStore
 
@@ -29,20 +27,15 @@ class MessageBook:
     def change(self, name: str, decide: Callable[[list[dict]], tuple[list[dict] | None, object]]):
         """Applies `decide` to the session's records until the write wins. Returns (decision's result, session);
         (None, None) when the session is gone. `decide` returns records to write, or None to write nothing."""
-        while True:
-            obj = self.store.read(name)
+        def on_session(obj: dict | None):
             if obj is None:
                 return None, None
             records, result = decide(records_of(obj))
             if records is None:
-                return result, obj
-            try:
-                written = self.store.patch_annotations(name, obj["metadata"]["resourceVersion"], {
-                    ANNOTATION_SMS: json.dumps(records, separators=(",", ":"))})
-                return result, written
-            except ApiException as error:
-                if error.status != 409:  # 409: someone wrote in between; decide again on what is there now
-                    raise
+                return None, result
+            return {"metadata": {"annotations": {ANNOTATION_SMS: json.dumps(records, separators=(",", ":"))}}}, result
+
+        return self.store.change(name, on_session)
 
     def waiting(self, lapsed_at: dt.datetime | None = None) -> list[tuple[str, str]]:
         """(session name, message id) of every QUEUED message of the install: what a starting pod resumes.

@@ -1,0 +1,251 @@
+"""The one Kubernetes layer of every process (the operator, the API): raw REST over the official client's
+ApiClient, with one timeout, 404 and 409 decided in one place, server-side apply, paging, and the one
+compare-and-swap loop the id counter, the SMS rate limit and the SMS queue share.
+
+Objects are plain dicts, as the API server serves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
+
+from .constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, SESSION_KIND, SESSION_PLURAL
+
+log = logging.getLogger("tmk.kube")
+T = TypeVar("T")
+# Every call: a stuck request fails rather than holding a worker (and the API's callers wait no longer).
+REQUEST_TIMEOUT_SECONDS = 10
+PAGE_SIZE = 500
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
+# What a process last applied to an object, as a digest: a change of the rendering alone (a field no longer
+# rendered) is invisible in the live object, which still holds the field until the next apply removes it.
+APPLIED_DIGEST_ANNOTATION = "tmk.io/applied-digest"
+
+
+class Kind(NamedTuple):
+    plural: str
+    namespaced: bool = True
+
+
+# Every kind the project reads or writes.
+KINDS: dict[tuple[str, str], Kind] = {
+    ("v1", "Secret"): Kind("secrets"),
+    ("v1", "ConfigMap"): Kind("configmaps"),
+    ("v1", "Service"): Kind("services"),
+    ("v1", "ServiceAccount"): Kind("serviceaccounts"),
+    ("v1", "PersistentVolumeClaim"): Kind("persistentvolumeclaims"),
+    ("v1", "Node"): Kind("nodes", namespaced=False),
+    ("v1", "Pod"): Kind("pods"),
+    ("v1", "Event"): Kind("events"),
+    ("apps/v1", "Deployment"): Kind("deployments"),
+    ("networking.k8s.io/v1", "Ingress"): Kind("ingresses"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): Kind("networkpolicies"),
+    ("policy/v1", "PodDisruptionBudget"): Kind("poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io/v1", "Role"): Kind("roles"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Kind("rolebindings"),
+    (API_VERSION, INSTALL_KIND): Kind(INSTALL_PLURAL),
+    (API_VERSION, SESSION_KIND): Kind(SESSION_PLURAL),
+}
+
+
+def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    found = KINDS[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if found.namespaced:
+        base += f"/namespaces/{namespace}"
+    base += f"/{found.plural}"
+    return f"{base}/{name}" if name else base
+
+
+# Maps of quantities (a container's resources, a claim's storage): the API server stores each in its canonical
+# form (1024Mi as 1Gi, 0.5 as 500m), so they compare by value.
+QUANTITY_MAPS = frozenset({"requests", "limits"})
+
+
+def wants_change(desired, live, quantities: bool = False) -> bool:
+    """True when `live` lacks something of `desired`. Fields the server adds (defaults, status, uid) are not
+    differences; a changed or missing value, or a list of another length, is."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return True
+        return any(wants_change(value, live.get(key), quantities or key in QUANTITY_MAPS)
+                   for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return True
+        return any(wants_change(d, l) for d, l in zip(desired, live))
+    if quantities and desired != live and isinstance(desired, str) and isinstance(live, str):
+        try:
+            return parse_quantity(desired) != parse_quantity(live)
+        except ValueError:
+            return True
+    return desired != live
+
+
+def manifest_digest(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def status_message(error: ApiException) -> str:
+    """The message of the Status object the API server answered with (its reason when there is none)."""
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(error.reason)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, field_manager: str | None = None):
+        self.api = api
+        # Server-side apply names its manager in each request; other writes take it from the user agent.
+        self.field_manager = field_manager or api.user_agent
+
+    # --- generic ---------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json",
+                query: list[tuple[str, str]] | None = None):
+        method, url, headers, payload, _ = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"])
+        response = self.api.call_api(method, url, headers, payload, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else None
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        try:
+            return self.request("GET", path_of(api_version, kind, namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "") -> list[dict]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", path_of(api_version, kind, namespace), query=query)["items"]
+
+    def each(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "",
+             page_size: int = PAGE_SIZE) -> Iterator[dict]:
+        """Every object, a page at a time: what is held is one page, not the whole list (10,000 sessions as one
+        LIST are about 170 MB of Python objects at once, and the heap keeps the peak: bench/results.md)."""
+        cursor = None
+        while True:
+            items, cursor = self.page(api_version, kind, namespace, label_selector, page_size, cursor)
+            yield from items
+            if cursor is None:
+                return
+
+    def apply(self, desired: dict) -> tuple[dict, bool]:
+        """Makes the object exactly as rendered (server-side apply, forcing: this manager owns every field it sends,
+        and one it stops sending is removed). Written only when what would be sent differs from what was sent last
+        or the object drifted from it. Returns the live object and whether anything was written; raises the API
+        server's refusal (ApiException) for the caller to report."""
+        api_version, kind, meta = desired["apiVersion"], desired["kind"], desired["metadata"]
+        digest = manifest_digest(desired)
+        live = self.get(api_version, kind, meta.get("namespace"), meta["name"])
+        if live is not None and not wants_change(desired, live) and \
+                (live["metadata"].get("annotations") or {}).get(APPLIED_DIGEST_ANNOTATION) == digest:
+            return live, False
+        if live is not None:
+            log.info("updating %s %s/%s", kind, meta.get("namespace"), meta["name"])
+        body = {**desired, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}),
+                                                                APPLIED_DIGEST_ANNOTATION: digest}}}
+        query = [("fieldManager", self.field_manager), ("force", "true")]
+        applied = self.request("PATCH", path_of(api_version, kind, meta.get("namespace"), meta["name"]), body,
+                               content_type=APPLY_PATCH, query=query)
+        return applied, True
+
+    def create_once(self, desired: dict) -> dict:
+        """Creates the object unless it exists; an existing one is never changed (issued secrets)."""
+        meta = desired["metadata"]
+        try:
+            return self.request("POST", path_of(desired["apiVersion"], desired["kind"], meta["namespace"]), desired)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            return self.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        """Deletes the object; one already gone is no error."""
+        try:
+            self.request("DELETE", path_of(api_version, kind, namespace, name))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict,
+                    subresource: str = "") -> dict:
+        path = path_of(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
+        return self.request("PATCH", path, patch, content_type=MERGE_PATCH)
+
+
+    def page(self, api_version: str, kind: str, namespace: str | None, label_selector: str, limit: int,
+             cursor: str | None) -> tuple[list[dict], str | None]:
+        """One page of a LIST and the cursor of the next (None after the last)."""
+        query = [("labelSelector", label_selector), ("limit", str(limit)), *([("continue", cursor)] if cursor else [])]
+        answer = self.request("GET", path_of(api_version, kind, namespace), query=query)
+        return answer["items"], answer["metadata"].get("continue") or None
+
+    def create(self, obj: dict) -> dict:
+        meta = obj["metadata"]
+        return self.request("POST", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj)
+
+    def event(self, involved: dict, reason: str, message: str, moment: str, component: str,
+              type: str = "Normal") -> None:
+        """An Event on `involved` (an object with apiVersion, kind and metadata): what `kubectl describe` shows."""
+        meta = involved["metadata"]
+        self.create({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reason": reason, "message": message, "type": type, "count": 1,
+            "firstTimestamp": moment, "lastTimestamp": moment, "source": {"component": component}})
+
+    def compare_and_swap(self, api_version: str, kind: str, namespace: str, name: str,
+                         decide: Callable[[dict | None], tuple[dict | None, T]]) -> tuple[T, dict | None]:
+        """Read-decide-write, safe across processes: `decide` gets the object (None when there is none) and
+        returns (a merge patch for it, or the whole object to create when there is none, or None to write
+        nothing; its result). The write names the version read, so one that meets another's write (409) reads
+        and decides again. Returns (the result of the decision that held, the object as written or read)."""
+        while True:
+            live = self.get(api_version, kind, namespace, name)
+            change, result = decide(live)
+            if change is None:
+                return result, live
+            try:
+                if live is None:
+                    return result, self.create(change)
+                version = {"resourceVersion": live["metadata"]["resourceVersion"]}
+                patch = {**change, "metadata": {**(change.get("metadata") or {}), **version}}
+                return result, self.merge_patch(api_version, kind, namespace, name, patch)
+            except ApiException as error:
+                if error.status != 409:  # someone wrote in between: decide again on what is there now
+                    raise
+
+
+def update_config_map(kube: Kube, namespace: str, name: str, labels: dict[str, str],
+                      decide: Callable[[dict[str, str]], tuple[dict[str, str] | None, T]]) -> T:
+    """Compare-and-swap of a ConfigMap's data (the session id counter, the SMS rate limit): `decide` gets the data
+    (empty when there is no ConfigMap yet) and returns (the new data, or None to write nothing; its result)."""
+    def on_object(live: dict | None) -> tuple[dict | None, T]:
+        data, result = decide(dict((live or {}).get("data") or {}))
+        if data is None:
+            return None, result
+        if live is None:
+            return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels}}, result
+        # A merge patch sets the keys given; the ones dropped are set to null, which removes them.
+        return {"data": {**{key: None for key in live.get("data") or {}}, **data}}, result
+
+    return kube.compare_and_swap("v1", "ConfigMap", namespace, name, on_object)[0]
