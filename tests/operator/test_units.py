@@ -97,7 +97,8 @@ def test_kubectl_scales_the_units_up_and_down(cluster, namespace, operator):
     units.wait_for(["demo-jibri-0", "demo-jibri-1", "demo-jibri-2", "demo-jibri-3"])
     units.all_report()
     eventually(lambda: units.status() == {"wanted": 4, "units": 4, "selector": "tmk.io/install=demo,tmk.io/component=jibri",
-                                          "busy": 0, "idle": 4, "starting": 0, "unhealthy": 0, "draining": 0})
+                                          "busy": 0, "idle": 4, "starting": 0, "unhealthy": 0, "draining": 0,
+                                          "heldForScheduled": 0})
     # What a HorizontalPodAutoscaler reads: the scale subresource, with the units there are and their selector.
     scale = cluster.custom.get_namespaced_custom_object_scale(GROUP, VERSION, namespace, "tmkinstalls", "demo")
     assert scale["spec"]["replicas"] == 4 and scale["status"]["replicas"] == 4
