@@ -102,3 +102,5 @@ def test_the_session_answers_carry_what_happened_in_the_room(api):
     listed = api.get("/v1/abm/video/sessions").json()["result"]["items"]
     (item,) = [item for item in listed if item["sessionId"] == session["sessionId"]]
     assert {key: value for key, value in item["conference"].items() if value is not None} == expected
+    public = api.get(f"/v1/public/sessions/{session['sessionId']}", params={"room": session["room"]}).json()
+    assert public["conference"] == {"doctorPresent": False, "waiting": True}  # what the site's pages tell

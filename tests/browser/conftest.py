@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from site_standins import (CHROMIUM, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_DOMAIN, ROOM, free_port,
-                           jitsi_script, public_link, public_session, serving, wait_until_up)
+from site_standins import (CHROMIUM, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_DOMAIN, PRESENCE_SECONDS, ROOM,
+                           free_port, jitsi_script, public_link, public_session, serving, wait_until_up)
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -49,6 +49,7 @@ def site(api_url, tmp_path_factory):
         "TMK_CLINIC_PHONE": CLINIC_PHONE,
         "TMK_CLINIC_ADDRESS": CLINIC_ADDRESS,
         "TMK_JITSI_CHECK_URL": f"{api_url}/jitsi/external_api.js",
+        "TMK_PRESENCE_SECONDS": str(PRESENCE_SECONDS),
         "TMK_SITE_HOST": "127.0.0.1",
         "TMK_SITE_PORT": str(port),
     }

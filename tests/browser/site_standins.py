@@ -31,7 +31,11 @@ SESSIONS = {
                 "companyLogoUrl": LOGO_URL}),
     15: (ROOM, {"status": "EXPIRED", "displayMode": "DEFAULT", "companyName": "Клиника «Здоровье»",
                 "companyLogoUrl": LOGO_URL}),
+    # Who is in the room, as the API says from prosody's reports: a test changes its `conference`.
+    16: (ROOM, {"status": "OPEN", "displayMode": "DEFAULT", "companyName": "Клиника «Здоровье»",
+                "companyLogoUrl": LOGO_URL, "conference": {"doctorPresent": False, "waiting": True}}),
 }
+PRESENCE_SECONDS = 0.5  # how often the site's call page asks who is in the room (TMK_PRESENCE_SECONDS)
 BROKEN_SESSION = 500  # the stand-in API fails on this one
 CLINIC_PHONE, CLINIC_ADDRESS = "+7 (495) 123-45-67", "Москва, ул. Клиническая, 1"
 # What the stand-in for Jitsi answers the site's server (`TMK_JITSI_CHECK_URL`): a test sets it to 502 for "our
@@ -43,13 +47,14 @@ MINTED: list[str] = []
 
 
 def mint(room: str = ROOM, name: str = "Анна Смирнова", starts_in: timedelta = -timedelta(minutes=5),
-         lasts: timedelta = timedelta(hours=1), alg: str = "HS256") -> str:
+         lasts: timedelta = timedelta(hours=1), alg: str = "HS256", doctor: bool = False) -> str:
     """A token shaped like the ones the TMK API issues."""
     now = datetime.now(timezone.utc)
     claims = {
         "iss": "tmk", "aud": "jitsi", "sub": "meet.jitsi", "room": room,
         "nbf": int((now + starts_in).timestamp()), "exp": int((now + starts_in + lasts).timestamp()),
-        "context": {"user": {"id": "patient-1", "name": name, "moderator": "false"},
+        "context": {"user": {"id": "doctor-1" if doctor else "patient-1", "name": name,
+                             "moderator": "true" if doctor else "false"},
                     "features": {"recording": "false"}},
     }
     token = jwt.encode(claims, None if alg == "none" else SECRET, algorithm=alg)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from site_standins import (
     BROKEN_SESSION, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_CHECK, JITSI_DOMAIN, LOGO_URL, MINTED, ROOM,
-    SCREENSHOTS, mint, short_code,
+    SCREENSHOTS, SESSIONS, mint, short_code,
 )
 
 pytestmark = pytest.mark.browser
@@ -465,3 +465,20 @@ def test_a_future_consultation_names_the_time_zone_of_its_time(site, open_tab, l
     assert "GMT+3" in shown or "MSK" in shown, shown  # the browser's zone in these tests: Europe/Moscow
     assert "Europe/Moscow" in section.locator(".zone").inner_text()
     tab.screenshot(f"not-yet-valid-{locale}")
+
+
+@pytest.mark.parametrize("doctor, says", [(False, "Врач ещё не подключился"), (True, "Пациент ждёт вас")])
+def test_the_page_says_who_is_not_in_the_room_yet_while_the_room_says_so(site, open_tab, doctor, says):
+    """The patient's page: the doctor has not joined yet; the doctor's (on Jitsi's pre-join screen): the patient is
+    waiting. Each line goes once the room changes (the stand-in API's conference, as prosody's reports set it)."""
+    room = SESSIONS[16][1]
+    room["conference"] = {"doctorPresent": False, "waiting": True}
+    tab = open_tab(site.link(session_id=16, token=mint(doctor=doctor)))
+    tab.wait_for_call()
+    line = tab.page.locator("#presence")
+    line.wait_for(state="visible", timeout=10_000)
+    assert says in line.inner_text()
+    tab.screenshot("presence-doctor" if doctor else "presence-patient")
+    room["conference"] = {"doctorPresent": True, "waiting": False}
+    line.wait_for(state="hidden", timeout=10_000)
+    assert tab.page.locator("#meet iframe").count() == 1  # the call went on under it

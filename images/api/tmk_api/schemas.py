@@ -102,6 +102,13 @@ class SessionList(ApiModel):
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 
 
+class PublicPresence(ApiModel):
+    """Whether the doctor is in the room and whether the patient waits there alone: what the two pages tell."""
+
+    doctor_present: bool
+    waiting: bool
+
+
 class PublicSession(ApiModel):
     """What the site may know about a session to show its page: no names, no tokens."""
 
@@ -110,6 +117,7 @@ class PublicSession(ApiModel):
     display_mode: DisplayMode
     company_name: str
     company_logo_url: str
+    conference: PublicPresence | None = Field(default=None, description="Absent until someone joined the room.")
 
 
 class PublicLink(PublicSession):

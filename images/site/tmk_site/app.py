@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from starlette.applications import Starlette
@@ -221,9 +221,30 @@ def consultation_page(request: Request, lang: str, session_id: int, room: str, r
         "displayName": token.display_name,
         "lang": lang,
         "audioOnly": audio_only,
+        # The page asks who is in the room: the patient's says the doctor has not joined yet, the doctor's that
+        # the patient is waiting.
+        "presenceUrl": f"/session/{session_id}/presence?room={quote(room)}",
+        "presenceSeconds": settings.presence_seconds,
+        "role": "doctor" if token.is_doctor else "patient",
     }
     return render(request, "session.html", lang, 200, facts, session_id=session_id, call=call,
                   client_side=[p.value for p in CLIENT_SIDE], audio_only=audio_only)
+
+
+async def presence(request: Request) -> Response:
+    """`/session/<id>/presence?room=<room>`, asked every `presence_seconds` by an open call page: whether the
+    doctor is in the room and whether the patient waits there alone (the API's public facts; the room is the proof
+    of access, as for the page itself)."""
+    settings: Settings = request.app.state.settings
+    try:
+        facts = await fetch_facts(request.app.state.http, settings.api_url, request.path_params["session_id"],
+                                  request.query_params.get("room", ""))
+    except ApiUnavailable:
+        return JSONResponse({"error": "unavailable"}, status_code=503, headers={"Cache-Control": "no-store"})
+    if facts is None:
+        return JSONResponse({"error": "not found"}, status_code=404, headers={"Cache-Control": "no-store"})
+    return JSONResponse({"doctorPresent": facts.doctor_present, "patientWaiting": facts.patient_waiting},
+                        headers={"Cache-Control": "no-store"})
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -276,6 +297,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = lambda: datet
             Route("/healthz", healthz),
             Route("/jitsi-check", jitsi_check),
             Route("/session/{session_id:int}", session_page),
+            Route("/session/{session_id:int}/presence", presence),
             Route("/s/{code}", short_link_page),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

@@ -59,6 +59,7 @@ class LinkToken:
     display_name: str
     not_before: datetime | None
     expires: datetime
+    is_doctor: bool = False  # the API's doctor token says moderator "true"
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,21 @@ class SessionFacts:
     display_mode: str  # DEFAULT or AUDIO_ONLY
     company_name: str
     company_logo_url: str
+    # From prosody's reports, through the API: False until the doctor joined (or after they left).
+    doctor_present: bool = False
+    patient_waiting: bool = False
 
     @classmethod
     def from_json(cls, body: dict) -> "SessionFacts":
+        conference = body.get("conference") or {}
         return cls(
             session_id=int(body["sessionId"]),
             status=str(body["status"]),
             display_mode=str(body.get("displayMode") or "DEFAULT"),
             company_name=str(body.get("companyName") or ""),
             company_logo_url=str(body.get("companyLogoUrl") or ""),
+            doctor_present=conference.get("doctorPresent") is True,
+            patient_waiting=conference.get("waiting") is True,
         )
 
 
@@ -114,6 +121,7 @@ def read_token(raw: str) -> LinkToken:
         display_name=name if isinstance(name, str) else "",
         not_before=_timestamp(claims, "nbf"),
         expires=expires,
+        is_doctor=isinstance(user, dict) and str(user.get("moderator")).lower() == "true",
     )
 
 

@@ -19,6 +19,8 @@ class Settings:
     # What the site's server fetches to tell "our Jitsi is down" from "the patient's network blocks it"; empty: the
     # script the browsers load, https://<jitsi_domain>/external_api.js.
     jitsi_check_url: str = ""
+    # How often an open call page asks whether the doctor (or, on the doctor's page, the patient) is in the room.
+    presence_seconds: float = 10.0
     host: str = "0.0.0.0"
     port: int = 4000
 
@@ -43,6 +45,7 @@ class Settings:
             clinic_phone=env.get("TMK_CLINIC_PHONE", ""),
             clinic_address=env.get("TMK_CLINIC_ADDRESS", ""),
             jitsi_check_url=env.get("TMK_JITSI_CHECK_URL", ""),
+            presence_seconds=float(env.get("TMK_PRESENCE_SECONDS", "10")),
             host=env.get("TMK_SITE_HOST", "0.0.0.0"),
             port=int(env.get("TMK_SITE_PORT", "4000")),
         )

@@ -38,6 +38,8 @@ TEXTS = {
         "address": "Адрес",
         "support-code": "Код для службы поддержки",
         "device-time": "по времени вашего устройства",
+        "doctor-not-joined": "Врач ещё не подключился. Оставайтесь на странице — консультация начнётся, когда он войдёт.",
+        "patient-waiting": "Пациент ждёт вас в консультации.",
         "missing": {
             "title": "Ссылка неполная",
             "text": "В ссылке не хватает части, нужной для входа в консультацию.",
@@ -135,6 +137,8 @@ TEXTS = {
         "address": "Address",
         "support-code": "Code for IT support",
         "device-time": "your device's time",
+        "doctor-not-joined": "The doctor has not joined yet. Stay on this page: the consultation starts when they do.",
+        "patient-waiting": "The patient is waiting for you in the consultation.",
         "missing": {
             "title": "This link is incomplete",
             "text": "Part of the link that is needed to join the consultation is missing.",

@@ -93,7 +93,28 @@
     api.addListener('readyToClose', function () {
       api.dispose();
       show('ended');
+      clearInterval(presenceTimer);
+      presence.hidden = true;
     });
+    askWhoIsIn();
+    presenceTimer = setInterval(askWhoIsIn, config.presenceSeconds * 1000);
+  }
+
+  // While the call is up: the patient's page says the doctor has not joined yet, the doctor's (on Jitsi's
+  // pre-join screen, say) that the patient is waiting. No answer: the line stays as it was.
+  var presence = document.getElementById('presence');
+  var presenceTimer = null;
+  function askWhoIsIn() {
+    fetch(config.presenceUrl, {cache: 'no-store'})
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (room) {
+        if (!room) {
+          return;
+        }
+        var say = config.role === 'doctor' ? room.patientWaiting : !room.doctorPresent;
+        presence.textContent = presence.dataset[config.role];
+        presence.hidden = !say;
+      }, function () {});
   }
 
   if (!window.isSecureContext || !navigator.mediaDevices) {
