@@ -69,6 +69,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # One answer at a time per install's pool: a unit's report and the pool's timer would otherwise both start
     # the unit that is missing, or write an older count over a newer one.
     memo.pool_locks = defaultdict(threading.Lock)
+    # The problems already posted as a Warning Event, per install: the install's handler and its drift timer may
+    # both find a problem newly there (each from the status it was given), and it is posted once.
+    memo.warned, memo.warned_lock = defaultdict(set), threading.Lock()
 
 
 def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
@@ -77,14 +80,22 @@ def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
             patch.status[key] = value
 
 
-def write_install_status(body, patch: kopf.Patch, desired: dict) -> None:
+def write_install_status(body, patch: kopf.Patch, desired: dict, memo: kopf.Memo) -> None:
     """Writes what changed, and posts a Warning Event when a Secret the spec names goes missing or the API server
     refuses something the operator makes (once, not every round): `kubectl describe tmki` shows it beside the
     condition."""
     current = dict(body.get("status") or {})
-    for condition in conditions.newly_false(current.get("conditions") or [], desired.get("conditions") or [],
-                                            conditions.NEEDS_A_PERSON):
-        kopf.warn(body, reason=condition["reason"], message=f"{condition['type']}: {condition['message']}")
+    found = conditions.newly_false(current.get("conditions") or [], desired.get("conditions") or [],
+                                   conditions.NEEDS_A_PERSON)
+    still = {(c["type"], c["reason"], c["message"]) for c in desired.get("conditions") or []
+             if c["status"] == "False" and c["reason"] in conditions.NEEDS_A_PERSON}
+    with memo.warned_lock:
+        posted = memo.warned[(body["metadata"]["namespace"], body["metadata"]["name"])]
+        for condition in found:
+            if (condition["type"], condition["reason"], condition["message"]) not in posted:
+                kopf.warn(body, reason=condition["reason"], message=f"{condition['type']}: {condition['message']}")
+        posted.intersection_update(still)  # a problem that went and comes back is posted again
+        posted.update((c["type"], c["reason"], c["message"]) for c in found)
     write_status(patch, current, desired)
 
 
@@ -108,7 +119,7 @@ def reconcile_whole_install(body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     status = reconcile_install(memo.kube, SETTINGS, body, now(),
                                pool=lambda: answer_pool(memo, namespace, name, write_status=False))
-    write_install_status(body, patch, status)
+    write_install_status(body, patch, status, memo)
 
 
 def answer_pool(memo: kopf.Memo, namespace: str, name: str, write_status: bool = True):

@@ -244,8 +244,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
                 store.delete(obj["metadata"]["name"])
         return Response(status_code=204)
 
-    @app.get("/v1/public/sessions/{session_id}", response_model=PublicSession, tags=["site"],
-             summary="What the consultation page may show; the room is the proof of access")
+    @app.get("/v1/public/sessions/{session_id}", response_model=PublicSession, response_model_exclude_none=True,
+             tags=["site"], summary="What the consultation page may show; the room is the proof of access")
     def public_session(session_id: int, room: Annotated[str, Query(max_length=64)]) -> PublicSession:
         obj = store.get(session_id)
         if obj is None or not hmac.compare_digest(
