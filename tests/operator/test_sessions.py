@@ -57,6 +57,10 @@ def test_closing_and_expiry_show_in_status(cluster, namespace, operator):
     expired = eventually(lambda: status_of(cluster, namespace, "past").get("status") == "EXPIRED"
                          and status_of(cluster, namespace, "past"))
     assert expired["endedAt"] == expired["expiresAt"]
+    # `kubectl get tmks --field-selector status.status=EXPIRED`: the CRD declares the state a selectable field.
+    found = cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                         field_selector="status.status=EXPIRED")["items"]
+    assert [item["metadata"]["name"] for item in found] == ["past"]
 
 
 def test_ended_sessions_are_removed_after_retention(cluster, namespace, operator):
