@@ -99,9 +99,13 @@ def write_install_status(body, patch: kopf.Patch, desired: dict, memo: kopf.Memo
     write_status(patch, current, desired)
 
 
-@kopf.on.resume(*INSTALL)
-@kopf.on.create(*INSTALL)
-@kopf.on.update(*INSTALL)
+# A failed reconcile is tried again after a few seconds, not kopf's default minute: it is level-based and cheap.
+RETRY_SECONDS = 5
+
+
+@kopf.on.resume(*INSTALL, backoff=RETRY_SECONDS)
+@kopf.on.create(*INSTALL, backoff=RETRY_SECONDS)
+@kopf.on.update(*INSTALL, backoff=RETRY_SECONDS)
 def install_changed(body, patch, memo, **_) -> None:
     spec = body.get("spec") or {}
     if (spec.get("api") or {}).get("keyless"):
