@@ -407,8 +407,9 @@ class ControlPlane:
             f"--service-account-key-file={self.pki.service_account_public_key}",
             f"--service-account-signing-key-file={self.pki.service_account_key}",
             "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+            # Rotation would cut the offsets audit_mark hands out: a whole test suite writes a few hundred MB.
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
-            "--audit-log-maxsize=100", "--audit-log-maxbackup=1",
+            "--audit-log-maxsize=4096", "--audit-log-maxbackup=1",
             f"--cert-dir={self.directory / 'pki'}")
 
     def _controller_manager(self) -> Component:
