@@ -190,9 +190,12 @@ class Kube:
 
 
     def page(self, api_version: str, kind: str, namespace: str | None, label_selector: str, limit: int,
-             cursor: str | None) -> tuple[list[dict], str | None]:
-        """One page of a LIST and the cursor of the next (None after the last)."""
-        query = [("labelSelector", label_selector), ("limit", str(limit)), *([("continue", cursor)] if cursor else [])]
+             cursor: str | None, field_selector: str = "") -> tuple[list[dict], str | None]:
+        """One page of a LIST and the cursor of the next (None after the last). With selectors the server filters
+        as it pages: up to `limit` matches, and a cursor while objects follow (which may all fail the selectors: the
+        next page may be empty)."""
+        query = [("labelSelector", label_selector), *([("fieldSelector", field_selector)] if field_selector else []),
+                 ("limit", str(limit)), *([("continue", cursor)] if cursor else [])]
         answer = self.request("GET", path_of(api_version, kind, namespace), query=query)
         return answer["items"], answer["metadata"].get("continue") or None
 

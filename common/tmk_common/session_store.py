@@ -17,6 +17,7 @@ from kubernetes import client
 from .constants import (API_VERSION, GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_ROOM, LABEL_SESSION_ID,
                         SESSION_KIND)
 from .kube import Kube, update_config_map
+from .session import SessionStatus
 
 T = TypeVar("T")
 ANNOTATION_ROOM = f"{GROUP}/room"
@@ -33,6 +34,14 @@ def idempotency_label(caller: str, key: str) -> str:
     """Label values are short and restricted; a digest fits and hides the key. The caller (the API key's id) is
     part of it: two integrations that happen to send the same key never see each other's session."""
     return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()[:40]
+
+
+def recorded_state_selector(state: SessionStatus) -> str:
+    """The field selector (the CRD's selectable `status.status`) for sessions whose state the operator recorded as
+    `state`, or has not recorded yet (the field is then empty): not recorded as any other state. A fresh session
+    is found before the operator's first write; one whose state changed since its last write (its sweep records an
+    expiry within one interval) is not, until it writes."""
+    return ",".join(f"status.status!={other.value}" for other in SessionStatus if other is not state)
 
 
 @dataclass(frozen=True)
@@ -114,9 +123,11 @@ class SessionStore:
         is gone) and returns a merge patch, or None to write nothing."""
         return self.kube.compare_and_swap(API_VERSION, SESSION_KIND, self.namespace, name, decide)
 
-    def page(self, limit: int, cursor: str | None) -> Page:
+    def page(self, limit: int, cursor: str | None, state: SessionStatus | None = None) -> Page:
+        """One LIST: up to `limit` sessions, those of `recorded_state_selector(state)` when a state is given."""
         items, next_cursor = self.kube.page(API_VERSION, SESSION_KIND, self.namespace,
-                                            f"{LABEL_INSTALL}={self.install}", limit, cursor)
+                                            f"{LABEL_INSTALL}={self.install}", limit, cursor,
+                                            recorded_state_selector(state) if state else "")
         return Page(items=items, next_cursor=next_cursor)
 
     def patch_spec(self, name: str, spec_patch: dict) -> dict:

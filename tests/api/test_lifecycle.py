@@ -74,15 +74,23 @@ def test_list_pages_with_a_cursor_and_loses_nothing(api):
     assert pages >= 3
 
 
+def listed(api, **params) -> list[int]:
+    """The ids of every page, followed to the end (a filtered page may be short, even empty, before the end)."""
+    seen, cursor = [], None
+    while True:
+        page = api.get(SESSIONS, params={**params, **({"cursor": cursor} if cursor else {})}).json()["result"]
+        seen += [item["sessionId"] for item in page["items"]]
+        if (cursor := page.get("nextCursor")) is None:
+            return seen
+
+
 def test_list_filters_by_status(api):
     open_ids = {create(api)["sessionId"] for _ in range(2)}
     closed = create(api)["sessionId"]
     api.post(f"{SESSIONS}/{closed}/close")
-    listed_open = {item["sessionId"] for item in api.get(SESSIONS, params={"status": "OPEN"}).json()["result"]["items"]}
-    listed_closed = {item["sessionId"] for item in
-                     api.get(SESSIONS, params={"status": "CLOSED", "limit": 1}).json()["result"]["items"]}
-    assert listed_open == open_ids
-    assert listed_closed == {closed}
+    # No operator runs here: no state is recorded, and each session is judged by its spec and the clock.
+    assert sorted(listed(api, status="OPEN")) == sorted(open_ids)
+    assert listed(api, status="CLOSED", limit=1) == [closed]
 
 
 def test_the_public_view_needs_the_room_and_shows_no_names(api):

@@ -41,6 +41,10 @@ RETRY_AFTER_SECONDS = 5
 IDEMPOTENCY_KEY = "Idempotency-Key"
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 410, 413, 422, 503, 504)}
 Clock = Callable[[], dt.datetime]
+STATUS_FILTER_DESCRIPTION = (
+    "Only sessions in this state now. The server selects by the state the operator last recorded, so a session "
+    "whose state changed a moment ago is missing until it is recorded: a close within moments, an expiry within "
+    "the operator's sweep interval (10 s by default).")
 # Declared in the OpenAPI document, so that /docs offers "Authorize" and sends the key on every protected call.
 API_KEY = HTTPBearer(scheme_name="ApiKey", auto_error=False,
                      description="An API key from the install's `<install>-api-keys` Secret.")
@@ -202,27 +206,23 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
              summary="List consultations, a page at a time")
     def list_sessions(
         caller: Caller,
-        status: Annotated[SessionStatus | None, Query(description="Only sessions in this state.")] = None,
+        status: Annotated[SessionStatus | None, Query(description=STATUS_FILTER_DESCRIPTION)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=4096, description="`nextCursor` of the page before.")] = None,
     ) -> Envelope[SessionList]:
+        # One Kubernetes LIST a page, the state filtered by the server; the page then keeps what is served now.
+        page = store.page(limit, cursor, status)
         items: list[SessionSummary] = []
-        while True:
-            # Ask only for as many as still fit, so that no session falls between two pages.
-            page = store.page(limit - len(items), cursor)
-            for obj in page.items:
-                if LABEL_SESSION_ID not in obj["metadata"].get("labels", {}):
-                    continue  # applied with kubectl and not yet numbered by the operator
-                try:
-                    session = view(obj, with_links=False)
-                except ApiError:
-                    continue  # one that cannot be served (logged): the page goes on without it
-                if status is None or session.status is status:
-                    items.append(SessionSummary.model_validate(session.model_dump()))
-            cursor = page.next_cursor
-            if len(items) >= limit or cursor is None:
-                break
-        return Envelope(result=SessionList(items=items, next_cursor=cursor))
+        for obj in page.items:
+            if LABEL_SESSION_ID not in obj["metadata"].get("labels", {}):
+                continue  # applied with kubectl and not yet numbered by the operator
+            try:
+                session = view(obj, with_links=False)
+            except ApiError:
+                continue  # one that cannot be served (logged): the page goes on without it
+            if status is None or session.status is status:
+                items.append(SessionSummary.model_validate(session.model_dump()))
+        return Envelope(result=SessionList(items=items, next_cursor=page.next_cursor))
 
     @app.post("/v1/abm/video/sessions/{session_id}/close", response_model=Envelope[Session],
               response_model_exclude_none=True, tags=["sessions"],

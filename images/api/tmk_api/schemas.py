@@ -99,7 +99,9 @@ class SessionSummary(ApiModel):
 
 class SessionList(ApiModel):
     items: list[SessionSummary]
-    next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page. A page may "
+                                       "hold fewer than `limit` sessions, or none, and still give one: the list ends "
+                                       "where it is absent.")
 
 
 class PublicPresence(ApiModel):
