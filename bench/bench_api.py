@@ -16,12 +16,12 @@ import time
 import urllib3
 from kubernetes import client
 
-from harness import (by_user, control_plane, example_install, free_port, milliseconds, percentile, process,
-                     reads, refused, rss_megabytes, tally, user_of, wait_http, writes)
+from harness import (API_KEY, api_process, by_user, control_plane, example_install, milliseconds, percentile, reads,
+                     refused, rss_megabytes, tally, user_of, writes)
 from tmk_common.constants import GROUP, VERSION
 from tmk_common.kubeclient import api_client
 
-NAMESPACE, INSTALL, KEY = "bench", "demo", "bench-key-0123456789abcdefghijklmnopqrstuvwxyz"
+NAMESPACE, INSTALL = "bench", "demo"
 BODY = {"companyLogoUrl": "file:///", "companyName": "string", "displayMode": "DEFAULT",
         "doctorFullName": "Иванов Иван Иванович", "patientFullName": "Петров Пётр Петрович"}
 PER_CLIENT = 25
@@ -62,21 +62,11 @@ def main() -> None:
                 "spec": {"install": "floor", "doctorFullName": BODY["doctorFullName"],
                          "patientFullName": BODY["patientFullName"]}})
 
-        keys = bench.directory / "api-keys"
-        keys.mkdir()
-        (keys / "default").write_text(KEY)
-        port = free_port()
-        env = {"TMK_INSTALL": INSTALL, "TMK_NAMESPACE": NAMESPACE, "TMK_SITE_DOMAIN": "tmk.example.com",
-               "TMK_JITSI_DOMAIN": "meet.example.com", "TMK_JWT_APP_SECRET": "bench-secret-" + "x" * 32,
-               "TMK_API_KEYS_DIR": str(keys), "TMK_KUBECONFIG": kubeconfig, "TMK_API_HOST": "127.0.0.1",
-               "TMK_API_PORT": str(port)}
-        with process(["-m", "tmk_api"], env, bench.log("api")) as api_process:
-            wait_http(f"http://127.0.0.1:{port}/readyz", child=api_process)
-
+        with api_process(bench, NAMESPACE, INSTALL, kubeconfig) as (api_child, base):
             # urllib3, as the floor's Kubernetes client uses: both sides pay the same client cost, and it sends
             # a small request in one write (a client that writes headers and body apart meets delayed ACKs).
-            url = f"http://127.0.0.1:{port}/v1/abm/video/sessions/create/simple"
-            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+            url = f"{base}/v1/abm/video/sessions/create/simple"
+            headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
             body = json.dumps(BODY).encode()
 
             def api_create(local) -> None:
@@ -89,7 +79,7 @@ def main() -> None:
             def api_health(local) -> None:
                 if not hasattr(local, "http"):
                     local.http = urllib3.PoolManager(maxsize=1)
-                local.http.request("GET", f"http://127.0.0.1:{port}/healthz")
+                local.http.request("GET", f"{base}/healthz")
 
             timed_runs(4, 40, bare_create)  # warm both paths: connections, the id block, imports
             timed_runs(4, 40, api_create)
@@ -105,7 +95,7 @@ def main() -> None:
                     through_api += timed_runs(concurrency, total // blocks, api_create)
                     api_events += by_user(bench.plane.audit_since(mark), user)
                 rows.append((concurrency, len(floor), floor, through_api))
-            api_rss = rss_megabytes(api_process.pid)
+            api_rss = rss_megabytes(api_child.pid)
 
     creates = sum(total for _, total, _, _ in rows)
     print("## Session API: create-session latency\n")

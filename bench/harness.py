@@ -190,6 +190,27 @@ def operator_process(bench: Bench, namespace: str, **settings: str):
     return process(["-m", "tmk_operator", "--namespace", namespace], env, bench.log("operator"))
 
 
+API_KEY = "bench-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@contextlib.contextmanager
+def api_process(bench: Bench, namespace: str, install: str, kubeconfig: str, **settings: str):
+    """The session API (`python -m tmk_api`) on a free loopback port, as `kubeconfig`'s identity, answering
+    `API_KEY`; yields (the process, its base URL) once it is ready."""
+    keys = bench.directory / "api-keys"
+    keys.mkdir(exist_ok=True)
+    (keys / "default").write_text(API_KEY)
+    port = free_port()
+    env = {"TMK_INSTALL": install, "TMK_NAMESPACE": namespace, "TMK_SITE_DOMAIN": "tmk.example.com",
+           "TMK_JITSI_DOMAIN": "meet.example.com", "TMK_JWT_APP_SECRET": "bench-secret-" + "x" * 32,
+           "TMK_API_KEYS_DIR": str(keys), "TMK_KUBECONFIG": kubeconfig, "TMK_API_HOST": "127.0.0.1",
+           "TMK_API_PORT": str(port), **settings}
+    with process(["-m", "tmk_api"], env, bench.log("api")) as child:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", child=child)
+        yield child, url
+
+
 def example_install(namespace: str, name: str = "demo") -> dict:
     """examples/tmkinstall.yaml in `namespace`, its recordings on the storage this cluster has (kwok's class)."""
     install = yaml.safe_load((ROOT / "examples" / "tmkinstall.yaml").read_text())

@@ -56,6 +56,7 @@ class AuditEvent:
     namespace: str | None
     name: str | None
     code: int
+    uri: str = ""  # the path and query asked (a LIST's selectors and limit)
 
     @property
     def is_write(self) -> bool:
@@ -348,7 +349,8 @@ class ControlPlane:
                 continue
             resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
             events.append(AuditEvent(entry["verb"], entry["user"]["username"], resource, ref.get("namespace"),
-                                     ref.get("name"), entry.get("responseStatus", {}).get("code", 0)))
+                                     ref.get("name"), entry.get("responseStatus", {}).get("code", 0),
+                                     entry.get("requestURI", "")))
         return events
 
     def _mark(self) -> int:
