@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_baseline.py", "bench_api.py", "bench_operator.py", "bench_jibri.py", "bench_conference.py"]
+BENCHMARKS = ["bench_baseline.py", "bench_api.py", "bench_lists.py", "bench_public.py", "bench_operator.py",
+              "bench_jibri.py", "bench_conference.py"]
 
 
 def api_servers() -> int:

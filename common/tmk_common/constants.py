@@ -59,3 +59,7 @@ LABEL_JIBRI_HEALTH = f"{GROUP}/jibri-health"
 # Set by the operator on a unit it has chosen to remove: it goes as soon as it is not recording.
 LABEL_JIBRI_DRAINING = f"{GROUP}/jibri-draining"
 ANNOTATION_JIBRI_REPORTED_AT = f"{GROUP}/jibri-reported-at"
+
+# Proxies whose X-Forwarded-For the API believes (the Ingress controller, the site): loopback and the private ranges
+# that pods, Services and in-cluster load balancers are given addresses from.
+TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")

@@ -4,10 +4,13 @@ They mirror `crds/tmkinstalls.yaml` field by field (a unit test walks both and c
 enums agree), so that the operator reads a spec with the same defaults the API server applied.
 """
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from .constants import TRUSTED_PROXIES
 
 # RE2-compatible (the API server's regex engine): lower-case DNS labels, at least two of them.
 DNS_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -94,10 +97,18 @@ class Jibri(Model):
     autoscaling: Autoscaling | None = None
 
 
+def network(value: str) -> str:
+    """A CIDR, in the form uvicorn compares addresses with (host bits cleared, as Kubernetes' isCIDR allows them)."""
+    return str(ipaddress.ip_network(value, strict=False))
+
+
 class Api(Model):
     replicas: int = Field(default=2, ge=1)
     image: str | None = None
     keyless: bool = False
+    public_requests_per_second: int = Field(default=20, ge=1, le=100000)
+    trusted_proxies: list[Annotated[str, Field(max_length=43), AfterValidator(network)]] = Field(
+        default=list(TRUSTED_PROXIES), max_length=64)
 
 
 class Contact(Model):

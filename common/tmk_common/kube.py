@@ -16,6 +16,7 @@ from typing import NamedTuple, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
+from kubernetes.watch.watch import iter_resp_lines
 
 from .constants import API_VERSION, INSTALL_KIND, INSTALL_PLURAL, SESSION_KIND, SESSION_PLURAL
 
@@ -25,6 +26,11 @@ T = TypeVar("T")
 REQUEST_TIMEOUT_SECONDS = 10
 PAGE_SIZE = 500
 MERGE_PATCH = "application/merge-patch+json"
+# Metadata alone (labels, name, version): what an index by label needs, a fraction of a session's bytes.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# The server ends a watch after this long (a watch is never answered in one timeout): the watcher starts another.
+WATCH_SECONDS = 240
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
 # What a process last applied to an object, as a digest: a change of the rendering alone (a field no longer
 # rendered) is invisible in the live object, which still holds the field until the next apply removes it.
@@ -111,16 +117,20 @@ class Kube:
 
     # --- generic ---------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body=None, content_type: str = "application/json",
-                query: list[tuple[str, str]] | None = None):
-        method, url, headers, payload, _ = self.api.param_serialize(
-            method=method, resource_path=path, query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"])
-        response = self.api.call_api(method, url, headers, payload, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+                query: list[tuple[str, str]] | None = None, accept: str = "application/json"):
+        response = self._send(method, path, body, content_type, query, accept, REQUEST_TIMEOUT_SECONDS)
         response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None
+
+    def _send(self, method: str, path: str, body, content_type: str, query: list[tuple[str, str]] | None,
+              accept: str, timeout):
+        method, url, headers, payload, _ = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or [],
+            header_params={"Accept": accept, "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"])
+        return self.api.call_api(method, url, headers, payload, _request_timeout=timeout)
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
         try:
@@ -144,6 +154,39 @@ class Kube:
             yield from items
             if cursor is None:
                 return
+
+    def list_metadata(self, api_version: str, kind: str, namespace: str | None,
+                      label_selector: str) -> tuple[list[dict], str]:
+        """Every object's metadata, a page at a time, and the version of the list to watch from."""
+        items, cursor = [], None
+        while True:
+            query = [("labelSelector", label_selector), ("limit", str(PAGE_SIZE)),
+                     *([("continue", cursor)] if cursor else [])]
+            answer = self.request("GET", path_of(api_version, kind, namespace), query=query, accept=METADATA_LIST)
+            items += answer.get("items") or []  # null when there are none
+            cursor = answer["metadata"].get("continue")
+            if not cursor:
+                return items, answer["metadata"]["resourceVersion"]
+
+    def watch_metadata(self, api_version: str, kind: str, namespace: str | None, label_selector: str,
+                       resource_version: str) -> Iterator[tuple[str, dict]]:
+        """(type, metadata) of each change after `resource_version`, bookmarks included, until the server ends the
+        watch. A version the server no longer holds raises ApiException 410: list again."""
+        query = [("watch", "true"), ("labelSelector", label_selector), ("resourceVersion", resource_version),
+                 ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(WATCH_SECONDS))]
+        response = self._send("GET", path_of(api_version, kind, namespace), None, "application/json", query,
+                              METADATA, (REQUEST_TIMEOUT_SECONDS, WATCH_SECONDS + REQUEST_TIMEOUT_SECONDS))
+        try:
+            if response.status != 200:
+                response.read()
+                raise ApiException(http_resp=response)
+            for line in iter_resp_lines(response.response):
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise ApiException(status=event["object"].get("code"), reason=event["object"].get("message"))
+                yield event["type"], event["object"]
+        finally:
+            response.response.release_conn()
 
     def apply(self, desired: dict) -> tuple[dict, bool]:
         """Makes the object exactly as rendered (server-side apply, forcing: this manager owns every field it sends,
@@ -187,7 +230,6 @@ class Kube:
                     subresource: str = "") -> dict:
         path = path_of(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
         return self.request("PATCH", path, patch, content_type=MERGE_PATCH)
-
 
     def page(self, api_version: str, kind: str, namespace: str | None, label_selector: str, limit: int,
              cursor: str | None, field_selector: str = "") -> tuple[list[dict], str | None]:

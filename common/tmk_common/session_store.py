@@ -89,7 +89,7 @@ class SessionStore:
         labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id), LABEL_IDEMPOTENCY_KEY: key_label,
                   LABEL_ROOM: room}
         annotations = {ANNOTATION_ROOM: room, ANNOTATION_REQUEST_HASH: request_hash}
-        name = f"{self.install}-k{key_label[:24]}"
+        name = self._name_for_key(key_label)
         body = {
             "apiVersion": API_VERSION, "kind": SESSION_KIND,
             "metadata": {"name": name, "labels": labels, "annotations": annotations},
@@ -105,10 +105,25 @@ class SessionStore:
         """The sessions whose room is one of `rooms` (label values), in one request."""
         return self._list(f"{LABEL_INSTALL}={self.install},{LABEL_ROOM} in ({','.join(rooms)})")
 
+    def get_named(self, name: str, session_id: int) -> dict | None:
+        """Session `session_id` by its object's name (from an index that may be a moment behind): None unless that
+        object still is this install's session with this id."""
+        return self._read_if(name, {LABEL_SESSION_ID: str(session_id)})
+
     def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
-        selector = f"{LABEL_INSTALL}={self.install},{LABEL_IDEMPOTENCY_KEY}={idempotency_label(caller, key)}"
-        items = self._list(selector)
-        return items[0] if items else None
+        """The session created with this caller's key: its name comes from the key, so one GET finds it."""
+        key_label = idempotency_label(caller, key)
+        return self._read_if(self._name_for_key(key_label), {LABEL_IDEMPOTENCY_KEY: key_label})
+
+    def _name_for_key(self, key_label: str) -> str:
+        return f"{self.install}-k{key_label[:24]}"
+
+    def _read_if(self, name: str, labels: dict[str, str]) -> dict | None:
+        """The object named `name` if it is this install's and carries `labels`, else None."""
+        obj = self.read(name)
+        held = (obj or {}).get("metadata", {}).get("labels") or {}
+        wanted = {LABEL_INSTALL: self.install, **labels}
+        return obj if all(held.get(key) == value for key, value in wanted.items()) else None
 
     def each(self) -> Iterator[dict]:
         """Every session of the install, a page at a time (what the API's background workers go over)."""

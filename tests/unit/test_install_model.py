@@ -84,4 +84,6 @@ def test_minimal_spec_gets_the_crd_defaults():
     dumped = spec.model_dump(by_alias=True, exclude_none=True)
     assert dumped["jvb"] == {"networking": "hostNetwork", "port": 10000, "mediaNodeLabel": "tmk.io/media"}
     assert dumped["recordings"]["deleteWithInstall"] is False
-    assert dumped["api"] == {"replicas": 2, "keyless": False}
+    assert dumped["api"] == {"replicas": 2, "keyless": False, "publicRequestsPerSecond": 20,
+                             "trustedProxies": ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                                "192.168.0.0/16", "fc00::/7"]}

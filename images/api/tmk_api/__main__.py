@@ -22,7 +22,10 @@ def main() -> None:
                          settings.install)
     app = create_app(settings, store)
     # The access log is off: a query string may carry a token. The metrics count the requests instead.
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
+    # Behind the Ingress controller and the site, the client is the address they name in X-Forwarded-For
+    # (uvicorn takes the nearest one not itself a trusted proxy): what anonymous calls are limited by.
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None,
+                proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)
 
 
 if __name__ == "__main__":

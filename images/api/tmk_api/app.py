@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from kubernetes.client.exceptions import ApiException
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,11 +27,12 @@ from tmk_common.session_store import ANNOTATION_REQUEST_HASH, ANNOTATION_ROOM, S
 from tmk_common.unit_store import UnitStore
 
 from . import audit, links, rooms, units
-from .http import ApiError, BodySizeLimit, Cors, Metrics, error_response
+from .http import ApiError, BodySizeLimit, Cors, Metrics, PublicRateLimit, error_response
 from .recordings import RecordingService
 from .schemas import (
     CreateSessionRequest, Envelope, ErrorResponse, PublicSession, Session, SessionList, SessionSummary,
 )
+from .session_index import SessionIndex
 from .settings import Settings
 from .sms import SmsService
 from .views import session_view
@@ -40,6 +41,9 @@ log = logging.getLogger("tmk.api")
 RETRY_AFTER_SECONDS = 5
 IDEMPOTENCY_KEY = "Idempotency-Key"
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 410, 413, 422, 503, 504)}
+# Anonymous calls are limited per client (PublicRateLimit).
+PUBLIC_ERRORS = {429: {"model": ErrorResponse, "description": "Too many calls from this client; retry after the "
+                       "seconds in `Retry-After`."}}
 Clock = Callable[[], dt.datetime]
 STATUS_FILTER_DESCRIPTION = (
     "Only sessions in this state now. The server selects by the state the operator last recorded, so a session "
@@ -57,11 +61,14 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     recordings = RecordingService(settings.recordings_dir, settings.recordings_retention_days,
                                   settings.recordings_sweep_seconds, settings.jwt_app_secret, settings.api_domain,
                                   store, clock)
+    index = SessionIndex(store.kube, settings.namespace, settings.install)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        """The background workers live as long as the app: SMS deliveries and the recordings sweep."""
+        """The background workers live as long as the app: the session index, SMS deliveries and the recordings
+        sweep."""
         async with AsyncExitStack() as workers:
+            await workers.enter_async_context(index.running())
             await workers.enter_async_context(sms.running())
             await workers.enter_async_context(recordings.running())
             yield
@@ -80,7 +87,13 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     requests_total = Counter("tmk_api_requests", "API requests", ["route", "method", "status"], registry=registry)
     latency = Histogram("tmk_api_request_seconds", "API request latency", ["route", "method"], registry=registry)
     sessions_created = Counter("tmk_api_sessions_created", "Sessions created", registry=registry)
+    public_refused = Counter("tmk_api_public_refused", "Anonymous calls refused over the per-client limit",
+                             registry=registry)
+    Gauge("tmk_api_session_index_synced", "1 while the session index follows the store (lookups are one GET)",
+          registry=registry).set_function(lambda: index.synced)
 
+    # Innermost of the middlewares: a refused call is still counted, gets the CORS headers and a request id.
+    app.add_middleware(PublicRateLimit, per_second=settings.public_requests_per_second, refused=public_refused)
     app.add_middleware(Metrics, requests=requests_total, latency=latency)
     app.add_middleware(Cors)
     app.add_middleware(BodySizeLimit)
@@ -131,8 +144,21 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
 
     Caller = Annotated[str, Depends(authorized)]
 
+    def lookup(session_id: int, anonymous: bool = False) -> dict | None:
+        """The session by its id: one GET by the name the index holds. An id it does not hold is looked for with a
+        LIST by label while the index does not follow the store, and for an API key's holder, who may ask for a
+        session another replica created a moment ago. Anonymous callers get no LIST: guessing ids sends
+        Kubernetes nothing, and a link is opened seconds after its session was created."""
+        name = index.name_of(session_id)
+        if name is not None:
+            return store.get_named(name, session_id)
+        return None if anonymous and index.synced else store.get(session_id)
+
+    def lookup_public(session_id: int) -> dict | None:
+        return lookup(session_id, anonymous=True)
+
     def find(session_id: int) -> dict:
-        obj = store.get(session_id)
+        obj = lookup(session_id)
         if obj is None:
             raise ApiError(404, "SessionNotFound", f"There is no session {session_id}.", field="sessionId")
         return obj
@@ -238,23 +264,24 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     @app.delete("/v1/abm/video/sessions/{session_id}", status_code=204, tags=["sessions"],
                 summary="Delete a consultation; deleting one already gone succeeds too")
     def delete_session(session_id: int, caller: Caller) -> Response:
-        obj = store.get(session_id)
+        obj = lookup(session_id)
         if obj is not None:
             with outcome_unknown("deleting again is safe"):
                 store.delete(obj["metadata"]["name"])
         return Response(status_code=204)
 
     @app.get("/v1/public/sessions/{session_id}", response_model=PublicSession, response_model_exclude_none=True,
-             tags=["site"], summary="What the consultation page may show; the room is the proof of access")
+             tags=["site"], summary="What the consultation page may show; the room is the proof of access",
+             responses=PUBLIC_ERRORS)
     def public_session(session_id: int, room: Annotated[str, Query(max_length=64)]) -> PublicSession:
-        obj = store.get(session_id)
+        obj = lookup_public(session_id)
         if obj is None or not hmac.compare_digest(
                 obj["metadata"]["annotations"].get(ANNOTATION_ROOM, "").encode(), room.encode()):
             raise ApiError(404, "SessionNotFound", f"There is no session {session_id} with this room.")
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     app.include_router(sms.routes(find, authorized))
-    app.include_router(links.routes(settings.jwt_app_secret, settings.install, store.get, view, clock))
+    app.include_router(links.routes(settings.jwt_app_secret, settings.install, lookup_public, view, clock))
     app.include_router(recordings.routes(find, authorized))
     app.include_router(rooms.routes(settings.jwt_app_secret, store, lambda obj: view(obj, with_links=False).status))
     app.state.recordings = recordings  # tests run its sweep directly

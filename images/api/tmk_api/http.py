@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi.responses import JSONResponse
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -139,3 +143,38 @@ class Metrics:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.requests.labels(route, scope["method"], str(status)).inc()
             self.latency.labels(route, scope["method"]).observe(time.perf_counter() - started)
+
+
+class PublicRateLimit:
+    """Limits the anonymous calls (`/v1/public/...`, which need only a link) per client, before any work is done
+    for them. The client is the peer, or the address a trusted proxy names (uvicorn's proxy headers): the Ingress
+    controller for browsers, the site for the pages it serves.
+
+    A refusal is answered only after its Retry-After second: a client that sends the next request the moment the
+    last is answered (every HTTP/1.1 connection does) then costs a few requests a second per connection instead of
+    as many as the API can refuse, which would take its event loop from everyone else. The calls let through wait
+    for one of a few slots, so that anonymous lookups never hold more than those of the API's worker threads."""
+
+    PREFIX = "/v1/public/"
+    HOLD_SECONDS = 1
+    SLOTS = 4
+
+    def __init__(self, app: ASGIApp, per_second: int, refused: Counter):
+        self.app, self.refused = app, refused
+        self.limit = RateLimitItemPerSecond(per_second)
+        self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.slots = asyncio.Semaphore(self.SLOTS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown",))[0]
+        if self.limiter.hit(self.limit, client):
+            async with self.slots:
+                return await self.app(scope, receive, send)
+        self.refused.inc()
+        await asyncio.sleep(self.HOLD_SECONDS)
+        response = error_response(ApiError(
+            429, "TooManyRequests", f"Over {self.limit.amount} requests a second from this address; retry in "
+            f"{self.HOLD_SECONDS} s.", headers={"Retry-After": str(self.HOLD_SECONDS)}))
+        await response(scope, receive, send)

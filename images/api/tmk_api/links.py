@@ -84,7 +84,7 @@ def routes(secret: str, install: str, find: Callable[[int], dict | None], view: 
     not_found = "There is no such link; check that it was copied whole."
 
     @router.get("/v1/public/links/{code}", response_model=PublicLink, response_model_exclude_none=True,
-                responses={status: {"model": ErrorResponse} for status in (404, 410, 422)},
+                responses={status: {"model": ErrorResponse} for status in (404, 410, 422, 429)},
                 summary="Exchange a short link's code for the role's room and token, while the session is open",
                 description="The site calls this for `https://<site>/s/<code>`, the link an SMS carries. 404: the "
                 "code is not one this install made (or its session is gone); 410: the session is closed or "

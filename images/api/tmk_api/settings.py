@@ -8,6 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tmk_common.constants import TRUSTED_PROXIES
+
+DEFAULT_TRUSTED_PROXIES = ",".join(TRUSTED_PROXIES)
+
 
 @dataclass(frozen=True)
 class SmsGateway:
@@ -64,6 +68,10 @@ class Settings:
     recordings_dir: str | None = None  # the mounted recordings volume; None when the install does not record
     recordings_retention_days: int = 30
     recordings_sweep_seconds: float = 120.0  # how often retention runs and sessions' recordings are written
+    # Anonymous calls (`/v1/public/...`) a client may make each second; beyond it they are answered 429.
+    public_requests_per_second: int = 20
+    # Proxies whose X-Forwarded-For names the client (uvicorn's `forwarded_allow_ips`).
+    trusted_proxies: str = DEFAULT_TRUSTED_PROXIES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -93,6 +101,8 @@ class Settings:
             recordings_dir=env.get("TMK_RECORDINGS_DIR") or None,
             recordings_retention_days=int(env.get("TMK_RECORDINGS_RETENTION_DAYS", "30")),
             recordings_sweep_seconds=float(env.get("TMK_RECORDINGS_SWEEP_SECONDS", "120")),
+            public_requests_per_second=int(env.get("TMK_PUBLIC_REQUESTS_PER_SECOND", "20")),
+            trusted_proxies=env.get("TMK_TRUSTED_PROXIES") or DEFAULT_TRUSTED_PROXIES,
         )
 
 

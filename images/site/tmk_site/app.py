@@ -41,11 +41,21 @@ class ApiUnavailable(Exception):
     pass
 
 
-async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int, room: str) -> SessionFacts | None:
+def forwarded_for(request: Request) -> dict[str, str]:
+    """Who the visitor is, for the API's per-client limit on anonymous calls: the X-Forwarded-For that reached
+    the site (the Ingress controller's), with the address that sent it added, as a proxy does."""
+    chain = [value for value in (request.headers.get("x-forwarded-for"), request.client and request.client.host)
+             if value]
+    return {"X-Forwarded-For": ", ".join(chain)} if chain else {}
+
+
+async def fetch_facts(http: aiohttp.ClientSession, api_url: str, session_id: int, room: str,
+                      visitor: dict[str, str]) -> SessionFacts | None:
     """The session's public facts; None when the API does not know the session (or the room does not match), or
     cannot serve it (410: its object was written by hand past what the API accepts)."""
     try:
-        async with http.get(f"{api_url}/v1/public/sessions/{session_id}", params={"room": room}) as response:
+        async with http.get(f"{api_url}/v1/public/sessions/{session_id}", params={"room": room},
+                            headers=visitor) as response:
             if response.status in (404, 410):
                 return None
             if response.status != 200:
@@ -72,12 +82,12 @@ class ShortLink:
     jwt: str
 
 
-async def exchange_code(http: aiohttp.ClientSession, api_url: str,
-                        code: str) -> ShortLink | tuple[Problem, Branding | None]:
+async def exchange_code(http: aiohttp.ClientSession, api_url: str, code: str,
+                        visitor: dict[str, str]) -> ShortLink | tuple[Problem, Branding | None]:
     """The link a short code stands for, or why there is none: UNKNOWN (404), CLOSED or EXPIRED (410, with the
     session's branding, so that the page still carries the clinic's name)."""
     try:
-        async with http.get(f"{api_url}/v1/public/links/{code}") as response:
+        async with http.get(f"{api_url}/v1/public/links/{code}", headers=visitor) as response:
             if response.status == 404:
                 return Problem.UNKNOWN, None
             if response.status == 410:
@@ -174,7 +184,8 @@ async def session_page(request: Request) -> Response:
         return problem_page(request, lang, Problem.MALFORMED, session_id)
 
     try:
-        facts = await fetch_facts(request.app.state.http, settings.api_url, session_id, room)
+        facts = await fetch_facts(request.app.state.http, settings.api_url, session_id, room,
+                                  forwarded_for(request))
     except ApiUnavailable as error:
         log.warning("session API unavailable for session %d: %s", session_id, error)
         return problem_page(request, lang, Problem.UNAVAILABLE, session_id)
@@ -192,7 +203,7 @@ async def short_link_page(request: Request) -> Response:
     if not SHORT_CODE.match(code):
         return problem_page(request, lang, Problem.UNKNOWN)
     try:
-        link = await exchange_code(request.app.state.http, settings.api_url, code)
+        link = await exchange_code(request.app.state.http, settings.api_url, code, forwarded_for(request))
     except ApiUnavailable as error:
         log.warning("session API unavailable for a short link: %s", error)  # the code is a credential: not logged
         return problem_page(request, lang, Problem.UNAVAILABLE)
@@ -238,7 +249,7 @@ async def presence(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     try:
         facts = await fetch_facts(request.app.state.http, settings.api_url, request.path_params["session_id"],
-                                  request.query_params.get("room", ""))
+                                  request.query_params.get("room", ""), forwarded_for(request))
     except ApiUnavailable:
         return JSONResponse({"error": "unavailable"}, status_code=503, headers={"Cache-Control": "no-store"})
     if facts is None:

@@ -27,6 +27,8 @@ def render_api(install: InstallRef, spec: InstallSpec, ctx: RenderContext) -> li
         env_secret("TMK_JWT_APP_SECRET", ctx.jitsi_secret_name, "JWT_APP_SECRET"),
         env("TMK_API_KEYS_DIR", c.API_KEYS_DIR),
         env("TMK_KEYLESS", "true" if spec.api.keyless else "false"),
+        env("TMK_PUBLIC_REQUESTS_PER_SECOND", spec.api.public_requests_per_second),
+        env("TMK_TRUSTED_PROXIES", ",".join(spec.api.trusted_proxies)),
         env("TMK_DEFAULT_DURATION_SECONDS", spec.sessions.default_duration_seconds),
         env("TMK_DEFAULT_LANGUAGE", spec.site.default_language),
         *sms_env(spec),

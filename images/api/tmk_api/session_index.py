@@ -1,0 +1,104 @@
+"""Which object holds each session id of the install, kept current by a watch on the sessions' metadata.
+
+A session is found by its id (a label), and a LIST by label makes the API server go over every session of the
+namespace: with thousands stored that is the costliest read there is, and anyone holding (or guessing) a public
+link could make the API send one per request. With the index a lookup is one GET by name, and an id the index does
+not hold costs no request at all. The watch lags the store by milliseconds; callers that must see their own
+write made a moment ago on another replica fall back to the LIST while the index does not hold the id yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from tmk_common.backoff import retry_delay
+from tmk_common.constants import API_VERSION, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND
+from tmk_common.kube import Kube
+
+log = logging.getLogger("tmk.api.index")
+RETRY_AFTER_SECONDS = 1
+
+
+class SessionIndex:
+    def __init__(self, kube: Kube, namespace: str, install: str):
+        self.kube, self.namespace = kube, namespace
+        self.selector = f"{LABEL_INSTALL}={install}"
+        self._names: dict[int, str] = {}
+        self._synced = threading.Event()
+        self._stopping = threading.Event()
+
+    @property
+    def synced(self) -> bool:
+        """True while the index holds every session the store held when its watch began, and follows it."""
+        return self._synced.is_set()
+
+    def name_of(self, session_id: int) -> str | None:
+        return self._names.get(session_id)
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    @asynccontextmanager
+    async def running(self):
+        thread = threading.Thread(target=self.follow, name="session-index", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            # The thread ends with its watch's next event or the server's end of it; the process does not wait.
+            self._stopping.set()
+
+    def follow(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                version = self._relist()
+                failures = 0
+                while not self._stopping.is_set():
+                    version = self._watch(version)
+            except Exception as error:  # noqa: BLE001 — unreachable API, 410 Gone, a broken stream: list again
+                self._synced.clear()
+                status = getattr(error, "status", None)
+                if status == 429:
+                    # "storage is (re)initializing": the server's watch cache for sessions is being built (as
+                    # after the CRD changes); it says to come back in a second.
+                    self._stopping.wait(RETRY_AFTER_SECONDS)
+                    continue
+                failures += 1
+                log.warning("session index: %s%s; listing again", type(error).__name__, f" {status}" if status else "")
+                self._stopping.wait(retry_delay(failures, base_seconds=0.5, cap_seconds=30.0))
+
+    def _relist(self) -> str:
+        items, version = self.kube.list_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector)
+        names = {}
+        for meta in items:
+            session_id = session_id_of(meta)
+            if session_id is not None:
+                names[session_id] = meta["metadata"]["name"]
+        self._names = names
+        self._synced.set()
+        return version
+
+    def _watch(self, version: str) -> str:
+        """Follows one watch to its end; returns the version to go on from."""
+        for kind, meta in self.kube.watch_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector,
+                                                   version):
+            version = meta["metadata"]["resourceVersion"]
+            session_id = session_id_of(meta)
+            if kind == "BOOKMARK" or session_id is None:
+                continue
+            if kind == "DELETED":
+                self._names.pop(session_id, None)
+            else:
+                self._names[session_id] = meta["metadata"]["name"]
+            if self._stopping.is_set():
+                break
+        return version
+
+
+def session_id_of(meta: dict) -> int | None:
+    """The id the session was numbered with; None for one applied with kubectl and not numbered yet."""
+    value = (meta["metadata"].get("labels") or {}).get(LABEL_SESSION_ID, "")
+    return int(value) if value.isdigit() else None

@@ -1,0 +1,112 @@
+"""Anonymous lookups (`/v1/public/...`, what a link's holder and the site make) cost Kubernetes at most one GET, an
+unknown id nothing, and one client flooding them is refused while everyone else is served.
+
+The API is served by uvicorn here, as in its pod: its lifespan runs the session index, and uvicorn's proxy headers
+(uvicorn/middleware/proxy_headers.py at 0.54.0: the nearest X-Forwarded-For address that is not a trusted proxy
+becomes the client; loopback is trusted) tell clients apart.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.api.conftest import API_KEY, INSTALL, api_settings, served, server_url
+from tmk_cluster.waiting import wait_until
+from tmk_common.kubeclient import api_client
+from tmk_common.session_store import SessionStore
+from tmk_api.app import create_app
+
+PER_SECOND = 5
+BODY = {"doctorFullName": "Dr. A", "patientFullName": "P. B"}
+
+
+@pytest.fixture
+def served_url(api_kubeconfig, namespace, clock):
+    store = SessionStore(api_client(api_kubeconfig), namespace, INSTALL)
+    app = create_app(api_settings(namespace, public_requests_per_second=PER_SECOND), store, clock=clock)
+    with served(app) as server:
+        yield server_url(server)
+
+
+@pytest.fixture
+def http(served_url):
+    with httpx.Client(base_url=served_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10) as client:
+        # Right after the CRDs are applied the server answers 429 "storage is (re)initializing" for a while; the
+        # index lists again once it is ready.
+        wait_until(lambda: "tmk_api_session_index_synced 1.0" in client.get("/metrics").text,
+                   "the session index to follow the store", timeout=30, interval=0.1)
+        yield client
+
+
+def public(http: httpx.Client, path: str, client_address: str, **params) -> httpx.Response:
+    """An anonymous call as the Ingress controller forwards a browser's: the browser's address in X-Forwarded-For."""
+    return http.get(path, params=params, headers={"Authorization": "", "X-Forwarded-For": client_address})
+
+
+def api_requests(cluster, namespace: str, mark: int) -> Counter:
+    return Counter((event.verb, event.resource) for event in cluster.plane.audit_since(mark)
+                   if event.namespace == namespace and event.user.endswith(f"{INSTALL}-api"))
+
+
+def test_a_lookup_is_one_get_and_an_unknown_id_costs_no_request(cluster, namespace, http):
+    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
+    path = f"/v1/public/sessions/{session['sessionId']}"
+    wait_until(lambda: public(http, path, "203.0.113.1", room=session["room"]).status_code == 200,
+               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+
+    mark = cluster.plane.audit_mark()
+    for visitor in range(4):
+        assert public(http, path, f"203.0.113.{10 + visitor}", room=session["room"]).status_code == 200
+        assert public(http, f"/v1/public/sessions/{session['sessionId'] + 1000 + visitor}", f"198.51.100.{visitor}",
+                      room=session["room"]).status_code == 404
+    assert api_requests(cluster, namespace, mark) == {("get", "tmksessions"): 4}
+
+
+def test_the_index_follows_closing_and_deleting(cluster, namespace, http):
+    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
+    path = f"/v1/public/sessions/{session['sessionId']}"
+    wait_until(lambda: public(http, path, "203.0.113.2", room=session["room"]).status_code == 200,
+               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+    http.post(f"/v1/abm/video/sessions/{session['sessionId']}/close").raise_for_status()
+    assert public(http, path, "203.0.113.2", room=session["room"]).json()["status"] == "CLOSED"
+    assert http.delete(f"/v1/abm/video/sessions/{session['sessionId']}").status_code == 204
+    wait_until(lambda: public(http, path, "203.0.113.2", room=session["room"]).status_code == 404,
+               "the deleted session to be unknown", timeout=10, interval=0.05)
+    # Once the index no longer holds it, the lookup asks Kubernetes nothing.
+    mark = cluster.plane.audit_mark()
+    assert public(http, path, "203.0.113.3", room=session["room"]).status_code == 404
+    assert api_requests(cluster, namespace, mark) == {}
+
+
+def test_a_flooding_client_is_refused_and_others_are_still_served(cluster, namespace, http):
+    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
+    path = f"/v1/public/sessions/{session['sessionId']}"
+    wait_until(lambda: public(http, path, "203.0.113.4", room=session["room"]).status_code == 200,
+               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+
+    mark = cluster.plane.audit_mark()
+    # Sent at once, as a flood's connections do; a refusal is answered a second later (its Retry-After).
+    with concurrent.futures.ThreadPoolExecutor(4 * PER_SECOND) as pool:
+        answers = list(pool.map(lambda _: public(http, path, "192.0.2.66", room=session["room"]),
+                                range(4 * PER_SECOND)))
+    refused = [answer for answer in answers if answer.status_code == 429]
+    # All within a window or two of the limit: at most two windows' worth got through.
+    assert len(refused) >= 2 * PER_SECOND, [answer.status_code for answer in answers]
+    assert all(answer.elapsed.total_seconds() >= 1 for answer in refused)
+    assert {answer.status_code for answer in answers} == {200, 429}
+    assert refused[0].json()["error"]["code"] == "TooManyRequests"
+    assert refused[0].headers["Retry-After"] == "1"
+    assert refused[0].headers["Access-Control-Allow-Origin"] == "*"  # a browser can read why
+    # A refused call cost Kubernetes nothing.
+    assert api_requests(cluster, namespace, mark)[("get", "tmksessions")] == len(answers) - len(refused)
+
+    assert public(http, path, "203.0.113.5", room=session["room"]).status_code == 200  # another visitor
+    assert public(http, f"/v1/public/links/{'A' * 32}", "203.0.113.6").status_code == 404
+    # Callers with an API key are not limited by it.
+    assert http.get(f"/v1/abm/video/sessions/{session['sessionId']}").status_code == 200
+    metrics = http.get("/metrics").text
+    assert f"tmk_api_public_refused_total {float(len(refused))}" in metrics
