@@ -98,7 +98,10 @@ class Jibri(Model):
 
 
 def network(value: str) -> str:
-    """A CIDR, in the form uvicorn compares addresses with (host bits cleared, as Kubernetes' isCIDR allows them)."""
+    """A CIDR, in the form uvicorn compares addresses with (host bits cleared, as Kubernetes' isCIDR allows them).
+    A bare address is refused, as isCIDR refuses it."""
+    if "/" not in value:
+        raise ValueError("must be a network in CIDR form, such as 10.0.0.0/8")
     return str(ipaddress.ip_network(value, strict=False))
 
 

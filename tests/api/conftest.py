@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import ROOT, load_yaml
 from tests.xmpp import TRUSTED_DOMAIN, Participant, Prosody
 from tmk_api.app import create_app
-from tmk_api.settings import ApiKeys, Settings
+from tmk_api.settings import DEFAULT_TRUSTED_PROXIES, ApiKeys, Settings
 from tmk_cluster import project
 from tmk_cluster.controlplane import free_port
 from tmk_cluster.waiting import wait_until
@@ -85,7 +85,9 @@ def api(make_api) -> TestClient:
 @contextmanager
 def served(app) -> Iterator[uvicorn.Server]:
     """The app served on a loopback port in a thread, as long as the block runs (or until `should_exit`)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    # The proxies an install trusts by default (spec.api.trustedProxies), as its pods run uvicorn.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           forwarded_allow_ips=DEFAULT_TRUSTED_PROXIES))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, "the API serving on loopback", timeout=10, interval=0.02)

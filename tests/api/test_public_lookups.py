@@ -8,6 +8,7 @@ becomes the client; loopback is trusted) tell clients apart.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 from collections import Counter
 
@@ -110,3 +111,27 @@ def test_a_flooding_client_is_refused_and_others_are_still_served(cluster, names
     assert http.get(f"/v1/abm/video/sessions/{session['sessionId']}").status_code == 200
     metrics = http.get("/metrics").text
     assert f"tmk_api_public_refused_total {float(len(refused))}" in metrics
+
+
+async def test_the_site_names_each_visitor_so_one_visitor_over_the_limit_leaves_others_served(http, served_url):
+    """The site's server asks the API for every page and presence poll: it passes on who the visitor is (the
+    Ingress controller's X-Forwarded-For and its own peer, a private address the API trusts)."""
+    from tmk_site.app import create_app as create_site
+    from tmk_site.settings import Settings as SiteSettings
+
+    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
+    presence = f"/session/{session['sessionId']}/presence?room={session['room']}"
+    site = create_site(SiteSettings.from_env({"TMK_JITSI_DOMAIN": "meet.example.com", "TMK_API_URL": served_url}))
+    ingress = httpx.ASGITransport(site, client=("10.244.0.7", 43210))  # the Ingress controller's pod
+    async with site.router.lifespan_context(site):
+        async with httpx.AsyncClient(transport=ingress, base_url="http://site") as browser:
+            async def poll(visitor: str) -> int:
+                return (await browser.get(presence, headers={"X-Forwarded-For": visitor})).status_code
+
+            first = await poll("203.0.113.50")
+            assert first == 200
+            # Another visitor behind the same Ingress controller polls last, while the first floods.
+            *flooded, other = await asyncio.gather(*(poll("203.0.113.50") for _ in range(4 * PER_SECOND)),
+                                                   poll("203.0.113.51"))
+            assert flooded.count(503) >= 2 * PER_SECOND  # the site's "try again" for the API's 429
+            assert other == 200

@@ -36,6 +36,9 @@ def create(cluster, install: dict) -> dict:
                             "secretRef": {"name": "s", "key": "k"}}}}, "spec.turn.external"),
     ({"jvb": {"advertiseAddresses": ["203.0.113.1"], "nodeAdvertiseAddresses": {"n": ["203.0.113.2"]}}},
      "spec.jvb"),
+    # isCIDR (k8s.io/apiserver/pkg/cel/library/cidr.go): a bare address is no network.
+    ({"api": {"trustedProxies": ["10.0.0.1"]}}, "spec.api.trustedProxies[0]"),
+    ({"api": {"publicRequestsPerSecond": 0}}, "spec.api.publicRequestsPerSecond"),
 ])
 def test_an_invalid_install_is_refused_naming_the_field(cluster, namespace, change, field):
     install = example_install(namespace)
