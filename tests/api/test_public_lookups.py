@@ -53,11 +53,18 @@ def api_requests(cluster, namespace: str, mark: int) -> Counter:
                    if event.namespace == namespace and event.user.endswith(f"{INSTALL}-api"))
 
 
-def test_a_lookup_is_one_get_and_an_unknown_id_costs_no_request(cluster, namespace, http):
+def indexed_session(http: httpx.Client, visitor: str) -> tuple[dict, str]:
+    """A session created through the API, once this replica's index holds it (a moment after its write), and the
+    path of its public lookup."""
     session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
     path = f"/v1/public/sessions/{session['sessionId']}"
-    wait_until(lambda: public(http, path, "203.0.113.1", room=session["room"]).status_code == 200,
-               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+    wait_until(lambda: public(http, path, visitor, room=session["room"]).status_code == 200,
+               "the index to hold the new session", timeout=10, interval=0.05)
+    return session, path
+
+
+def test_a_lookup_is_one_get_and_an_unknown_id_costs_no_request(cluster, namespace, http):
+    session, path = indexed_session(http, "203.0.113.1")
 
     mark = cluster.plane.audit_mark()
     for visitor in range(4):
@@ -68,10 +75,7 @@ def test_a_lookup_is_one_get_and_an_unknown_id_costs_no_request(cluster, namespa
 
 
 def test_the_index_follows_closing_and_deleting(cluster, namespace, http):
-    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
-    path = f"/v1/public/sessions/{session['sessionId']}"
-    wait_until(lambda: public(http, path, "203.0.113.2", room=session["room"]).status_code == 200,
-               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+    session, path = indexed_session(http, "203.0.113.2")
     http.post(f"/v1/abm/video/sessions/{session['sessionId']}/close").raise_for_status()
     assert public(http, path, "203.0.113.2", room=session["room"]).json()["status"] == "CLOSED"
     assert http.delete(f"/v1/abm/video/sessions/{session['sessionId']}").status_code == 204
@@ -84,10 +88,7 @@ def test_the_index_follows_closing_and_deleting(cluster, namespace, http):
 
 
 def test_a_flooding_client_is_refused_and_others_are_still_served(cluster, namespace, http):
-    session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
-    path = f"/v1/public/sessions/{session['sessionId']}"
-    wait_until(lambda: public(http, path, "203.0.113.4", room=session["room"]).status_code == 200,
-               "the index to hold the new session (a moment after its write)", timeout=10, interval=0.05)
+    session, path = indexed_session(http, "203.0.113.4")
 
     mark = cluster.plane.audit_mark()
     # Sent at once, as a flood's connections do; a refusal is answered a second later (its Retry-After).
