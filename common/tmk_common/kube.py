@@ -169,13 +169,16 @@ class Kube:
                 return items, answer["metadata"]["resourceVersion"]
 
     def watch_metadata(self, api_version: str, kind: str, namespace: str | None, label_selector: str,
-                       resource_version: str) -> Iterator[tuple[str, dict]]:
+                       resource_version: str, opened: Callable[[Callable[[], None]], None] = lambda _: None
+                       ) -> Iterator[tuple[str, dict]]:
         """(type, metadata) of each change after `resource_version`, bookmarks included, until the server ends the
-        watch. A version the server no longer holds raises ApiException 410: list again."""
+        watch. A version the server no longer holds raises ApiException 410: list again. `opened` is handed what
+        ends the watch from another thread (it closes the connection the watch is read from)."""
         query = [("watch", "true"), ("labelSelector", label_selector), ("resourceVersion", resource_version),
                  ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(WATCH_SECONDS))]
         response = self._send("GET", path_of(api_version, kind, namespace), None, "application/json", query,
                               METADATA, (REQUEST_TIMEOUT_SECONDS, WATCH_SECONDS + REQUEST_TIMEOUT_SECONDS))
+        opened(response.response.shutdown)
         try:
             if response.status != 200:
                 response.read()

@@ -29,10 +29,8 @@ def api_client(kubeconfig: str | None = None, pool_size: int = 32,
     # One pooled connection per concurrent request: the API serves many clients at once.
     configuration.connection_pool_maxsize = pool_size
     # A connection that could not be made is tried once more; a request that was sent and not answered in time
-    # is not: a read would wait out its timeout twice, and a write's outcome is for its caller to learn. An answer
-    # is returned as it came: urllib3 would otherwise sleep out a 429's Retry-After inside the call, past every
-    # timeout (the API server sends one while a resource's watch cache is not ready).
-    configuration.retries = urllib3.Retry(total=1, read=False, redirect=False, respect_retry_after_header=False)
+    # is not: a read would wait out its timeout twice, and a write's outcome is for its caller to learn.
+    configuration.retries = urllib3.Retry(total=1, read=False, redirect=False)
     api = client.ApiClient(configuration)
     if field_manager:
         api.user_agent = field_manager

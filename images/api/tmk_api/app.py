@@ -118,6 +118,9 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
             # Ours to fix, not the caller's: the API's ServiceAccount lacks a permission of its Role.
             log.error("Kubernetes API refused the API's ServiceAccount (%s %s): check the permission of its Role",
                       error.status, error.reason)
+        elif error.status == 429:
+            # The API server is busy or its cache of sessions is being built ("storage is (re)initializing").
+            log.warning("Kubernetes API answered 429: %s", error.reason)
         elif error.status and error.status < 500:
             log.error("Kubernetes API refused a request: %s %s", error.status, error.reason)
             return error_response(ApiError(409, "Conflict", "The session changed meanwhile; retry."))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from tmk_common.backoff import retry_delay
@@ -18,7 +19,6 @@ from tmk_common.constants import API_VERSION, LABEL_INSTALL, LABEL_SESSION_ID, S
 from tmk_common.kube import Kube
 
 log = logging.getLogger("tmk.api.index")
-RETRY_AFTER_SECONDS = 1
 
 
 class SessionIndex:
@@ -28,6 +28,7 @@ class SessionIndex:
         self._names: dict[int, str] = {}
         self._synced = threading.Event()
         self._stopping = threading.Event()
+        self._end_watch: Callable[[], None] = lambda: None  # closes the watch under way
 
     @property
     def synced(self) -> bool:
@@ -47,8 +48,8 @@ class SessionIndex:
         try:
             yield self
         finally:
-            # The thread ends with its watch's next event or the server's end of it; the process does not wait.
             self._stopping.set()
+            self._end_watch()
 
     def follow(self) -> None:
         failures = 0
@@ -60,15 +61,18 @@ class SessionIndex:
                     version = self._watch(version)
             except Exception as error:  # noqa: BLE001 — unreachable API, 410 Gone, a broken stream: list again
                 self._synced.clear()
-                status = getattr(error, "status", None)
-                if status == 429:
-                    # "storage is (re)initializing": the server's watch cache for sessions is being built (as
-                    # after the CRD changes); it says to come back in a second.
-                    self._stopping.wait(RETRY_AFTER_SECONDS)
-                    continue
+                if self._stopping.is_set():
+                    return  # the watch was closed on purpose
                 failures += 1
-                log.warning("session index: %s%s; listing again", type(error).__name__, f" {status}" if status else "")
-                self._stopping.wait(retry_delay(failures, base_seconds=0.5, cap_seconds=30.0))
+                log.warning("session index: %s; listing again", type(error).__name__)
+                # Capped low: right after the CRDs are applied the server answers 429 "storage is
+                # (re)initializing" for some seconds, and lookups cost a LIST each until the index follows again.
+                self._stopping.wait(retry_delay(failures, base_seconds=0.5, cap_seconds=5.0))
+
+    def _opened(self, end: Callable[[], None]) -> None:
+        self._end_watch = end
+        if self._stopping.is_set():  # stopped while the watch was being opened
+            end()
 
     def _relist(self) -> str:
         items, version = self.kube.list_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector)
@@ -84,7 +88,7 @@ class SessionIndex:
     def _watch(self, version: str) -> str:
         """Follows one watch to its end; returns the version to go on from."""
         for kind, meta in self.kube.watch_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector,
-                                                   version):
+                                                   version, opened=self._opened):
             version = meta["metadata"]["resourceVersion"]
             session_id = session_id_of(meta)
             if kind == "BOOKMARK" or session_id is None:
