@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from tmk_cluster.waiting import wait_until
@@ -64,8 +65,26 @@ def apply_crds(api: client.ApiClient, manager: str, timeout: float = 30) -> None
             if doc]
     server_side_apply(api, crds, manager)
     extensions = client.ApiextensionsV1Api(api)
+    custom = client.CustomObjectsApi(api)
     for crd in crds:
         name = crd["metadata"]["name"]
         wait_until(lambda: any(c.type == "Established" and c.status == "True" for c in
                                extensions.read_custom_resource_definition(name).status.conditions or []),
                    f"CRD {name} to be established", timeout)
+        # Established is not yet served from the watch cache: for about 2 s more a paged LIST (what our processes
+        # send) is answered 429 "storage is (re)initializing".
+        group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        version = crd["spec"]["versions"][0]["name"]
+        wait_until(lambda: answers(lambda: custom.list_cluster_custom_object(group, version, plural, limit=1)),
+                   f"{plural} to be listed a page at a time", timeout)
+
+
+def answers(call) -> bool:
+    """Whether the API server answers the call rather than asking to come back (429)."""
+    try:
+        call()
+        return True
+    except ApiException as error:
+        if error.status != 429:
+            raise
+        return False
