@@ -7,12 +7,16 @@ Objects are plain dicts, as the API server serves them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import NamedTuple, TypeVar
 
+import aiohttp
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
@@ -114,6 +118,7 @@ class Kube:
         self.api = api
         # Server-side apply names its manager in each request; other writes take it from the user agent.
         self.field_manager = field_manager or api.user_agent
+        self._http: tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession] | None = None  # `connected`
 
     # --- generic ---------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body=None, content_type: str = "application/json",
@@ -126,11 +131,81 @@ class Kube:
 
     def _send(self, method: str, path: str, body, content_type: str, query: list[tuple[str, str]] | None,
               accept: str, timeout):
-        method, url, headers, payload, _ = self.api.param_serialize(
+        return self.api.call_api(*self._serialize(method, path, body, content_type, query, accept),
+                                 _request_timeout=timeout)
+
+    def _serialize(self, method: str, path: str, body, content_type: str, query: list[tuple[str, str]] | None,
+                   accept: str) -> tuple[str, str, dict, object]:
+        """(method, URL, headers with the credentials, body) as the official client sends them. The body is ours
+        already: plain JSON values, which the client's own walk over it would only copy."""
+        method, url, headers, _, _ = self.api.param_serialize(
             method=method, resource_path=path, query_params=query or [],
-            header_params={"Accept": accept, "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"])
-        return self.api.call_api(method, url, headers, payload, _request_timeout=timeout)
+            header_params={"Accept": accept, "Content-Type": content_type}, auth_settings=["BearerToken"])
+        return method, url, headers, body
+
+    # --- asynchronous: the calls a request handler waits for, without a worker thread --------------------
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """Keeps connections to the API server open for the asynchronous calls while the block runs (the API's
+        lifespan); outside it each asynchronous call opens its own."""
+        async with self._session() as http:
+            self._http = (asyncio.get_running_loop(), http)
+            try:
+                yield
+            finally:
+                self._http = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """Connections as the official client makes them: its CA, client certificate and server name."""
+        config = self.api.configuration
+        context = ssl.create_default_context(cafile=config.ssl_ca_cert)
+        if config.cert_file:
+            context.load_cert_chain(config.cert_file, config.key_file)
+        if not config.verify_ssl:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=config.connection_pool_maxsize or 100),
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS), headers={"User-Agent": self.api.user_agent})
+
+    async def request_async(self, method: str, path: str, body=None, content_type: str = "application/json"):
+        """`request` without a thread: the same request, answers and errors (ApiException for an answer that is
+        not a success; aiohttp's errors and TimeoutError where urllib3's would be)."""
+        method, url, headers, payload = self._serialize(method, path, body, content_type, None, "application/json")
+        data = None if payload is None else json.dumps(payload)
+        if self._http is not None and self._http[0] is asyncio.get_running_loop():
+            return await self._answer(self._http[1], method, url, headers, data)
+        async with self._session() as http:
+            return await self._answer(http, method, url, headers, data)
+
+    async def _answer(self, http: aiohttp.ClientSession, method: str, url: str, headers: dict, data: str | None):
+        server_name = self.api.configuration.tls_server_name or None
+        for attempt in (1, 2):
+            try:
+                async with http.request(method, url, headers=headers, data=data,
+                                        server_hostname=server_name) as response:
+                    content = await response.read()
+                break
+            except aiohttp.ClientConnectorError:
+                # As the official client: a connection that could not be made is tried once more (nothing sent).
+                if attempt == 2:
+                    raise
+        if not 200 <= response.status < 300:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body, error.headers = content, response.headers
+            raise error
+        return json.loads(content) if content else None
+
+    async def get_async(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        try:
+            return await self.request_async("GET", path_of(api_version, kind, namespace, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def create_async(self, obj: dict) -> dict:
+        meta = obj["metadata"]
+        return await self.request_async("POST", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace")), obj)
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
         try:

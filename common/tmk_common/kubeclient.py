@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import aiohttp
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -47,4 +48,7 @@ def write_outcome_unknown(error: BaseException) -> bool:
         error = error.reason
     if isinstance(error, ApiException):
         return error.status in (500, 504)
-    return isinstance(error, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError))
+    if isinstance(error, aiohttp.ClientConnectorError):  # the asynchronous calls' "never connected"
+        return False
+    return isinstance(error, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError, TimeoutError,
+                              aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError))

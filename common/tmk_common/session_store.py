@@ -62,14 +62,24 @@ class SessionStore:
         self._block_end = 0
 
     # --- ids -----------------------------------------------------------------------------------------
-    def next_id(self) -> int:
+    def reserved_id(self) -> int | None:
+        """The next id of the block this replica holds, without a request; None once the block is used up (then
+        `next_id` reserves another)."""
         with self._lock:
             if self._next_id >= self._block_end:
-                self._next_id = self.reserve_ids(ID_BLOCK_SIZE)
-                self._block_end = self._next_id + ID_BLOCK_SIZE
+                return None
             session_id = self._next_id
             self._next_id += 1
             return session_id
+
+    def next_id(self) -> int:
+        """The next id, reserving a block first when this replica's is used up."""
+        while (session_id := self.reserved_id()) is None:
+            with self._lock:
+                if self._next_id >= self._block_end:
+                    self._next_id = self.reserve_ids(ID_BLOCK_SIZE)
+                    self._block_end = self._next_id + ID_BLOCK_SIZE
+        return session_id
 
     def reserve_ids(self, count: int) -> int:
         """Reserves `count` ids and returns the first. Safe across replicas: a stale write gets 409 and retries."""
@@ -85,17 +95,23 @@ class SessionStore:
                request_hash: str) -> dict:
         """Creates the session in one request. The object's name comes from the caller's idempotency key, so
         two writes with one key cannot both create: the second gets AlreadyExists (409)."""
+        return self.kube.create(self._new(spec, session_id, room, caller, idempotency_key, request_hash))
+
+    async def create_async(self, spec: dict, session_id: int, room: str, caller: str, idempotency_key: str,
+                           request_hash: str) -> dict:
+        """`create` for a request handler, without a worker thread."""
+        return await self.kube.create_async(self._new(spec, session_id, room, caller, idempotency_key, request_hash))
+
+    def _new(self, spec: dict, session_id: int, room: str, caller: str, idempotency_key: str,
+             request_hash: str) -> dict:
         key_label = idempotency_label(caller, idempotency_key)
         labels = {LABEL_INSTALL: self.install, LABEL_SESSION_ID: str(session_id), LABEL_IDEMPOTENCY_KEY: key_label,
                   LABEL_ROOM: room}
         annotations = {ANNOTATION_ROOM: room, ANNOTATION_REQUEST_HASH: request_hash}
-        name = self._name_for_key(key_label)
-        body = {
-            "apiVersion": API_VERSION, "kind": SESSION_KIND,
-            "metadata": {"name": name, "labels": labels, "annotations": annotations},
-            "spec": spec,
-        }
-        return self.kube.create({**body, "metadata": {**body["metadata"], "namespace": self.namespace}})
+        return {"apiVersion": API_VERSION, "kind": SESSION_KIND,
+                "metadata": {"name": self._name_for_key(key_label), "namespace": self.namespace, "labels": labels,
+                             "annotations": annotations},
+                "spec": spec}
 
     def get(self, session_id: int) -> dict | None:
         items = self._list(f"{LABEL_INSTALL}={self.install},{LABEL_SESSION_ID}={session_id}")
@@ -108,19 +124,20 @@ class SessionStore:
     def get_named(self, name: str, session_id: int) -> dict | None:
         """Session `session_id` by its object's name (from an index that may be a moment behind): None unless that
         object still is this install's session with this id."""
-        return self._read_if(name, {LABEL_SESSION_ID: str(session_id)})
+        return self._if_holds(self.read(name), {LABEL_SESSION_ID: str(session_id)})
 
-    def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
-        """The session created with this caller's key: its name comes from the key, so one GET finds it."""
+    async def find_by_idempotency_key(self, caller: str, key: str) -> dict | None:
+        """The session created with this caller's key: its name comes from the key, so one GET finds it (without
+        a worker thread: the create handler asks)."""
         key_label = idempotency_label(caller, key)
-        return self._read_if(self._name_for_key(key_label), {LABEL_IDEMPOTENCY_KEY: key_label})
+        obj = await self.kube.get_async(API_VERSION, SESSION_KIND, self.namespace, self._name_for_key(key_label))
+        return self._if_holds(obj, {LABEL_IDEMPOTENCY_KEY: key_label})
 
     def _name_for_key(self, key_label: str) -> str:
         return f"{self.install}-k{key_label[:24]}"
 
-    def _read_if(self, name: str, labels: dict[str, str]) -> dict | None:
-        """The object named `name` if it is this install's and carries `labels`, else None."""
-        obj = self.read(name)
+    def _if_holds(self, obj: dict | None, labels: dict[str, str]) -> dict | None:
+        """The object if it is this install's and carries `labels`, else None."""
         held = (obj or {}).get("metadata", {}).get("labels") or {}
         wanted = {LABEL_INSTALL: self.install, **labels}
         return obj if all(held.get(key) == value for key, value in wanted.items()) else None

@@ -44,9 +44,9 @@ class StoreThatPausesBeforeWriting(SessionStore):
 
     server: PausedServer
 
-    def create(self, *args, **kwargs):
+    async def create_async(self, *args, **kwargs):
         self.server.pause()
-        return super().create(*args, **kwargs)
+        return await super().create_async(*args, **kwargs)
 
     def patch_spec(self, *args, **kwargs):
         self.server.pause()

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from http import HTTPStatus
 from typing import Annotated, Callable, Iterator
 
+import aiohttp
 import urllib3.exceptions
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tmk_common.constants import LABEL_SESSION_ID
@@ -68,6 +70,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         """The background workers live as long as the app: the session index, SMS deliveries and the recordings
         sweep."""
         async with AsyncExitStack() as workers:
+            await workers.enter_async_context(store.kube.connected())
             await workers.enter_async_context(index.running())
             await workers.enter_async_context(sms.running())
             await workers.enter_async_context(recordings.running())
@@ -127,6 +130,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return unavailable()
 
     @app.exception_handler(urllib3.exceptions.HTTPError)
+    @app.exception_handler(aiohttp.ClientError)
+    @app.exception_handler(TimeoutError)
     async def kubernetes_unreachable(_request: Request, _error: Exception):
         return unavailable()
 
@@ -171,7 +176,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
 
     @app.post("/v1/abm/video/sessions/create/simple", response_model=Envelope[Session],
               response_model_exclude_none=True, tags=["sessions"], summary="Create a consultation")
-    def create_session(
+    async def create_session(
         body: CreateSessionRequest, caller: Caller, request: Request,
         idempotency_key: Annotated[str | None, Header(
             max_length=255, description="Retrying with the same key returns the same session. Without one the "
@@ -179,7 +184,7 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
     ) -> Response:
         request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if idempotency_key is not None:
-            earlier = store.find_by_idempotency_key(caller, idempotency_key)
+            earlier = await store.find_by_idempotency_key(caller, idempotency_key)
             if earlier is not None:
                 return as_json(replay(request, same_request(earlier, request_hash)))
         # Every create carries a key, so that a write whose answer was lost can be retried without a second
@@ -195,16 +200,20 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         spec_json = spec.model_dump(mode="json", by_alias=True)
         spec_json["startsAt"] = format_time(spec.starts_at)
         room = secrets.token_hex(16)  # 128 random bits; nothing about the people in it
-        session_id = store.next_id()
+        # The replica's block of ids answers without a request; reserving the next block is the one blocking call.
+        session_id = store.reserved_id()
+        if session_id is None:
+            session_id = await run_in_threadpool(store.next_id)
         try:
             with outcome_unknown(f"retry with the header `{IDEMPOTENCY_KEY}: {key}` to get the session without "
                                  "creating a second one", {IDEMPOTENCY_KEY: key}):
-                created = store.create(spec_json, session_id, room, caller, key, request_hash)
+                created = await store.create_async(spec_json, session_id, room, caller, key, request_hash)
         except ApiException as error:
             if error.status != 409:
                 raise
             # A concurrent retry with the same key won the race; answer with its session.
-            return as_json(replay(request, same_request(store.find_by_idempotency_key(caller, key), request_hash)))
+            earlier = await store.find_by_idempotency_key(caller, key)
+            return as_json(replay(request, same_request(earlier, request_hash)))
         sessions_created.inc()
         setattr(request.state, audit.SESSION_ID, created["metadata"]["labels"][LABEL_SESSION_ID])
         return as_json(Envelope(result=view(created, with_links=True)), {IDEMPOTENCY_KEY: key})
@@ -307,8 +316,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
 
 
 def as_json(envelope: Envelope, headers: dict[str, str] | None = None) -> Response:
-    """The answer serialized in the handler's own worker thread. Returning the model would have FastAPI validate
-    and serialize it again in a second hop to a worker thread, which a create waits for (bench_api.py)."""
+    """The answer serialized once, here: returning the model would have FastAPI validate and serialize it again
+    (for a handler that is not asynchronous, in a hop to a worker thread), which a create waits for (bench_api.py)."""
     return Response(envelope.model_dump_json(by_alias=True, exclude_none=True), media_type="application/json",
                     headers=headers)
 
