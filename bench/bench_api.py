@@ -16,8 +16,8 @@ import time
 import urllib3
 from kubernetes import client
 
-from harness import (API_KEY, api_process, by_user, control_plane, example_install, milliseconds, percentile, reads,
-                     refused, rss_megabytes, tally, user_of, writes)
+from harness import (API_KEY, api_process, by_user, control_plane, milliseconds, percentile, reads, refused,
+                     rss_megabytes, tally, writes)
 from tmk_common.constants import GROUP, VERSION
 from tmk_common.kubeclient import api_client
 
@@ -46,13 +46,7 @@ def timed_runs(concurrency: int, total: int, one_call) -> list[float]:
 
 def main() -> None:
     with control_plane() as bench:
-        bench.namespace(NAMESPACE)
-        install = bench.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "tmkinstalls",
-                                                              example_install(NAMESPACE, INSTALL))
-        # No operator runs here: the benchmark applies the API's identity as the operator renders it.
-        bench.apply_api_identity(NAMESPACE, install)
-        kubeconfig = bench.api_kubeconfig(NAMESPACE, INSTALL)
-        user = user_of(NAMESPACE, f"{INSTALL}-api")
+        kubeconfig, user = bench.install_for_the_api(NAMESPACE, INSTALL)
         custom = client.CustomObjectsApi(api_client(kubeconfig))
 
         def bare_create(_local) -> None:

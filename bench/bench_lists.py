@@ -15,7 +15,7 @@ import time
 
 import urllib3
 
-from harness import API_KEY, api_process, control_plane, example_install, milliseconds, percentile, user_of
+from harness import API_KEY, api_process, control_plane, milliseconds, percentile
 from tmk_common.constants import GROUP, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND, SESSION_PLURAL, VERSION
 from tmk_common.kube import Kube
 from tmk_common.kubeclient import api_client
@@ -80,12 +80,7 @@ def whole(fetch) -> list[dict]:
 
 def main() -> None:
     with control_plane() as bench:
-        bench.namespace(NAMESPACE)
-        install = bench.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "tmkinstalls",
-                                                              example_install(NAMESPACE, INSTALL))
-        bench.apply_api_identity(NAMESPACE, install)
-        kubeconfig = bench.api_kubeconfig(NAMESPACE, INSTALL)
-        user = user_of(NAMESPACE, f"{INSTALL}-api")
+        kubeconfig, user = bench.install_for_the_api(NAMESPACE, INSTALL)
         started = time.perf_counter()
         store_sessions(Kube(bench.api))
         stored_seconds = time.perf_counter() - started

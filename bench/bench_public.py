@@ -21,8 +21,7 @@ from collections import Counter
 
 import urllib3
 
-from harness import (API_KEY, api_process, by_user, control_plane, example_install, milliseconds, percentile, reads,
-                     user_of)
+from harness import API_KEY, api_process, by_user, control_plane, milliseconds, percentile, reads
 from tmk_common.constants import GROUP, LABEL_INSTALL, LABEL_SESSION_ID, SESSION_KIND, VERSION
 from tmk_common.kube import Kube
 from tmk_api.http import PublicRateLimit
@@ -86,12 +85,7 @@ def flood_process(base: str, seconds: float, spoof: bool) -> subprocess.Popen:
 
 def main() -> None:
     with control_plane() as bench:
-        bench.namespace(NAMESPACE)
-        install = bench.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "tmkinstalls",
-                                                              example_install(NAMESPACE, INSTALL))
-        bench.apply_api_identity(NAMESPACE, install)
-        kubeconfig = bench.api_kubeconfig(NAMESPACE, INSTALL)
-        user = user_of(NAMESPACE, f"{INSTALL}-api")
+        kubeconfig, user = bench.install_for_the_api(NAMESPACE, INSTALL)
         store_sessions(Kube(bench.api))
 
         with api_process(bench, NAMESPACE, INSTALL, kubeconfig) as (_child, base):

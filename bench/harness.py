@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from tmk_cluster import project
 from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane, free_port
 from tmk_cluster.waiting import exists, wait_until  # noqa: F401 (the benchmarks import wait_until from here)
+from tmk_common.constants import GROUP, VERSION
 from tmk_common.kubeclient import api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,15 @@ class Bench:
         wait_until(lambda: exists(lambda: self.core.read_namespaced_service_account(account, namespace)),
                    f"the ServiceAccount {namespace}/{account}", timeout)
         return str(self.plane.service_account_kubeconfig(namespace, account))
+
+    def install_for_the_api(self, namespace: str, install: str = "demo") -> tuple[str, str]:
+        """A namespace with the example install and, as no operator runs, the API's identity as the operator
+        renders it: (the API's kubeconfig, its user name in the audit log)."""
+        self.namespace(namespace)
+        created = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls",
+                                                             example_install(namespace, install))
+        self.apply_api_identity(namespace, created)
+        return self.api_kubeconfig(namespace, install), user_of(namespace, f"{install}-api")
 
     def apply_api_identity(self, namespace: str, install: dict) -> None:
         from tmk_operator.render.base import InstallRef

@@ -10,7 +10,6 @@ import re
 
 import httpx
 import jwt
-import pytest
 
 from tmk_api.links import make_code, read_code
 from tmk_common.session import Role
