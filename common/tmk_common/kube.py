@@ -235,9 +235,8 @@ class Kube:
         """Every object's metadata, a page at a time, and the version of the list to watch from."""
         items, cursor = [], None
         while True:
-            query = [("labelSelector", label_selector), ("limit", str(PAGE_SIZE)),
-                     *([("continue", cursor)] if cursor else [])]
-            answer = self.request("GET", path_of(api_version, kind, namespace), query=query, accept=METADATA_LIST)
+            answer = self._list_page(api_version, kind, namespace, label_selector, PAGE_SIZE, cursor,
+                                     accept=METADATA_LIST)
             items += answer.get("items") or []  # null when there are none
             cursor = answer["metadata"].get("continue")
             if not cursor:
@@ -314,10 +313,14 @@ class Kube:
         """One page of a LIST and the cursor of the next (None after the last). With selectors the server filters
         as it pages: up to `limit` matches, and a cursor while objects follow (which may all fail the selectors: the
         next page may be empty)."""
+        answer = self._list_page(api_version, kind, namespace, label_selector, limit, cursor, field_selector)
+        return answer["items"], answer["metadata"].get("continue") or None
+
+    def _list_page(self, api_version: str, kind: str, namespace: str | None, label_selector: str, limit: int,
+                   cursor: str | None, field_selector: str = "", accept: str = "application/json") -> dict:
         query = [("labelSelector", label_selector), *([("fieldSelector", field_selector)] if field_selector else []),
                  ("limit", str(limit)), *([("continue", cursor)] if cursor else [])]
-        answer = self.request("GET", path_of(api_version, kind, namespace), query=query)
-        return answer["items"], answer["metadata"].get("continue") or None
+        return self.request("GET", path_of(api_version, kind, namespace), query=query, accept=accept)
 
     def create(self, obj: dict) -> dict:
         meta = obj["metadata"]

@@ -20,6 +20,8 @@ from tmk_cluster.waiting import wait_until
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
 from tmk_api.app import create_app
+from tmk_site.app import create_app as create_site
+from tmk_site.settings import Settings as SiteSettings
 
 PER_SECOND = 5
 BODY = {"doctorFullName": "Dr. A", "patientFullName": "P. B"}
@@ -118,9 +120,6 @@ def test_a_flooding_client_is_refused_and_others_are_still_served(cluster, names
 async def test_the_site_names_each_visitor_so_one_visitor_over_the_limit_leaves_others_served(http, served_url):
     """The site's server asks the API for every page and presence poll: it passes on who the visitor is (the
     Ingress controller's X-Forwarded-For and its own peer, a private address the API trusts)."""
-    from tmk_site.app import create_app as create_site
-    from tmk_site.settings import Settings as SiteSettings
-
     session = http.post("/v1/abm/video/sessions/create/simple", json=BODY).json()["result"]
     presence = f"/session/{session['sessionId']}/presence?room={session['room']}"
     site = create_site(SiteSettings.from_env({"TMK_JITSI_DOMAIN": "meet.example.com", "TMK_API_URL": served_url}))

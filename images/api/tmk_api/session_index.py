@@ -38,9 +38,6 @@ class SessionIndex:
     def name_of(self, session_id: int) -> str | None:
         return self._names.get(session_id)
 
-    def wait_synced(self, timeout: float) -> bool:
-        return self._synced.wait(timeout)
-
     @asynccontextmanager
     async def running(self):
         thread = threading.Thread(target=self.follow, name="session-index", daemon=True)
