@@ -33,6 +33,9 @@ class StandIn:
         self.script: collections.deque[int] = collections.deque()
         self.received: list[Received] = []
         self.lock = threading.Lock()
+        # Cleared by `hold()`: requests wait unanswered (a slow receiver); `waiting` counts those that arrived.
+        self.answering, self.waiting = threading.Event(), 0
+        self.answering.set()
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,8 +59,18 @@ class StandIn:
         with self.lock:
             self.script.extend(statuses)
 
+    def hold(self) -> None:
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
+
     def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         with self.lock:
+            self.waiting += 1
+        self.answering.wait(timeout=60)  # bounded: a test that forgets to release still ends
+        with self.lock:
+            self.waiting -= 1
             status = self.script.popleft() if self.script else self.status
             self.received.append(Received(handler.command, handler.path, dict(handler.headers), body, status))
         handler.send_response(status)
@@ -78,6 +91,7 @@ class StandIn:
         return self
 
     def __exit__(self, *_) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()

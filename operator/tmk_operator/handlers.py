@@ -64,6 +64,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # Events for warnings and errors only: an event per successful handler would make every reconcile a write.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
+    # A timer whose round is under way when its install is deleted (a webhook delivery to a slow receiver, say)
+    # holds the finalizer until kopf looks again: after a minute by default (kopf's configuration.py,
+    # BackgroundSettings.cancellation_polling), and `kubectl delete tmkinstall` waited that long.
+    settings.background.cancellation_polling = 1
     memo.kube = Kube(api_client(SETTINGS.kubeconfig, field_manager=FIELD_MANAGER_OPERATOR))
     memo.http = urllib3.PoolManager()  # webhook deliveries; the handlers are synchronous, so is this client
     # One answer at a time per install's pool: a unit's report and the pool's timer would otherwise both start
@@ -180,7 +184,7 @@ def webhook_deliveries(body, memo, webhook_backlog: kopf.Index, **_) -> None:
         deliver_webhooks(memo.kube, memo.http, body, sorted(names), SETTINGS, now())
 
 
-@kopf.on.delete(*INSTALL)
+@kopf.on.delete(*INSTALL, backoff=RETRY_SECONDS)
 def install_deleted(body, memo, logger, **_) -> None:
     closed = close_sessions(memo.kube, body)
     removed = remove_sessions(memo.kube, body)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kubernetes import client
 
+from tmk_cluster.waiting import exists
+
 from .conftest import eventually, example_install
 from .test_install import GROUP, VERSION, add_media_node, apply, condition, get_install
 
@@ -37,7 +39,8 @@ def test_keeping_recordings_again_takes_the_install_off_the_claim(cluster, names
     patch_install(cluster, namespace, {"recordings": {"deleteWithInstall": False}})
     eventually(lambda: not claim(cluster, namespace).metadata.owner_references)
     cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo")
-    # The garbage collector removes what the install owned; the claim is no longer among them.
+    eventually(lambda: not exists(lambda: get_install(cluster, namespace)))
+    # Then the garbage collector removes what the install owned; the claim is no longer among them.
     eventually(lambda: not client.AppsV1Api(cluster.api).list_namespaced_deployment(namespace).items)
     assert claim(cluster, namespace).metadata.deletion_timestamp is None
 

@@ -14,11 +14,12 @@ import pytest
 from tests.api.conftest import api_settings
 from tests.stand_ins import Received, WebhookReceiver
 from tmk_api.app import create_app
+from tmk_cluster.waiting import exists
 from tmk_common.session_store import SessionStore
 from tmk_operator import webhooks
 
 from .conftest import OperatorProcess, eventually, example_install, wait_for_session_sweeps
-from .test_install import apply
+from .test_install import apply, get_install
 from .test_sessions import PLURAL, create_session, get_session, status_of
 
 SECRET = "webhook-secret-0123456789abcdef"
@@ -147,6 +148,22 @@ def test_an_operator_restart_loses_no_delivery_and_repeats_none(cluster, namespa
     attempts = [entry["attempts"] for name in ("one", "two", "three")
                 for entry in status_of(cluster, namespace, name)["webhooks"].values()]
     assert all(count >= 2 for count in attempts)
+
+
+def test_an_uninstall_waits_for_a_slow_delivery_under_way_not_a_minute(cluster, namespace, operator, receiver):
+    """A webhook round still waiting on the hospital system when its install is deleted kept kopf's finalizer
+    until kopf looked again, a minute later: `kubectl delete tmkinstall` hung behind a slow receiver."""
+    install_with_webhooks(cluster, namespace, receiver)
+    receiver.hold()
+    create_session(cluster, namespace, "visit")
+    eventually(lambda: receiver.waiting)  # the operator's delivery round waits for an answer
+    read_install = lambda: get_install(cluster, namespace)
+    cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "tmkinstalls", "demo")
+    # The uninstall's own handler runs beside the round: it removes the install's sessions.
+    eventually(lambda: not exists(lambda: get_session(cluster, namespace, "visit")))
+    assert exists(read_install) and receiver.waiting  # the round under way still holds the finalizer
+    receiver.release()
+    eventually(lambda: not exists(read_install), timeout=20)
 
 
 # --- the pure rules -------------------------------------------------------------------------------------------------
