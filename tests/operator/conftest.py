@@ -87,6 +87,16 @@ def operator(operator_kubeconfig, tmp_path_factory):
     process.stop()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the operator's last lines: what it did is often why (CI keeps no files)."""
+    report = yield
+    operator = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(operator, OperatorProcess):
+        report.sections.append(("operator log, last lines", "\n".join(operator.log().splitlines()[-30:])))
+    return report
+
+
 def example_install(namespace: str, **spec_changes) -> dict:
     """examples/tmkinstall.yaml in the test's namespace, its JVB on nodes labelled for this test only."""
     install = copy.deepcopy(load_yaml(ROOT / "examples" / "tmkinstall.yaml")[0])
