@@ -7,6 +7,7 @@ from site_standins import SCREENSHOTS, serving
 
 from tmk_api.app import create_app
 from tmk_api.settings import ApiKeys, Settings
+from tmk_cluster.controlplane import free_port
 from tmk_common.session_store import SessionStore
 
 pytestmark = pytest.mark.browser
@@ -15,11 +16,13 @@ API_KEY = "docs-key-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def api_docs_url():
-    """The real API app on loopback; /docs and /openapi.json read nothing from Kubernetes."""
+    """The real API app on loopback; /docs and /openapi.json read nothing from Kubernetes, so its Kubernetes is a
+    loopback port where nothing listens (the session index keeps retrying there, quietly)."""
     settings = Settings(install="demo", namespace="tmk", site_domain="tmk.example.com",
                         jitsi_domain="meet.example.com", jwt_app_id="tmk", jwt_app_secret="s" * 32,
                         api_keys=ApiKeys.fixed({"default": API_KEY}), default_duration_seconds=3600)
-    app = create_app(settings, SessionStore(client.ApiClient(), "tmk", "demo"))
+    app = create_app(settings, SessionStore(
+        client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{free_port()}")), "tmk", "demo"))
     with serving(app, "the session API", "/healthz") as url:
         yield url
 
