@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tmk_cluster import project
 from tmk_cluster.controlplane import ADMIN as ADMIN_USER, STORAGE_CLASS, AuditEvent, ControlPlane, free_port
-from tmk_cluster.waiting import exists, wait_until  # noqa: F401 (the benchmarks import wait_until from here)
+from tmk_cluster.waiting import exists, stop_process, wait_until  # noqa: F401 (the benchmarks import wait_until from here)
 from tmk_common.constants import GROUP, VERSION
 from tmk_common.kubeclient import api_client
 
@@ -185,12 +185,7 @@ def process(arguments: list[str], env: dict[str, str] | None = None, log: Path |
             raise RuntimeError(f"{' '.join(arguments[:2])} exited with {child.returncode} during the benchmark"
                                + (f":\n{log.read_text()[-3000:]}" if log else ""))
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child)
 
 
 def operator_process(bench: Bench, namespace: str, **settings: str):

@@ -24,7 +24,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from tmk_cluster.controlplane import free_port
-from tmk_cluster.waiting import wait_until
+from tmk_cluster.waiting import stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "operator" / "tmk_operator" / "prosody_plugins"
@@ -118,12 +118,7 @@ class Prosody:
         return self.log.read_text() if self.log.exists() else ""
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, grace=10)
 
 
 @dataclass

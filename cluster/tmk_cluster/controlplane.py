@@ -34,6 +34,7 @@ import yaml
 
 from tmk_cluster.build import Binaries, built
 from tmk_cluster.pki import Pair, Pki
+from tmk_cluster.waiting import stop_process
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -111,14 +112,8 @@ class Component:
         return f"{self.name} exited with code {self.process.returncode}; the end of {self.log}:\n{_tail(self.log)}"
 
     def stop(self, timeout: float = 15) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
 
 @dataclass

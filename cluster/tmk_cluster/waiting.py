@@ -1,7 +1,9 @@
-"""The one way the control plane's users wait: poll a condition with a deadline, never sleep a fixed time."""
+"""The one way the control plane's users wait: poll a condition with a deadline, never sleep a fixed time; and
+the one way they stop a process they started."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Callable, TypeVar
 
@@ -31,3 +33,16 @@ def exists(read: Callable[[], object]) -> bool:
         if error.status == 404:
             return False
         raise
+
+
+def stop_process(process: subprocess.Popen, grace: float = 15) -> None:
+    """Asks a process we started to end (SIGTERM) and waits for it; one that is still there after `grace`
+    seconds is killed."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

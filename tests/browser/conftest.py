@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tmk_cluster.waiting import stop_process
 from site_standins import (CHROMIUM, CLINIC_ADDRESS, CLINIC_PHONE, INSECURE_HOST, JITSI_DOMAIN, PRESENCE_SECONDS, ROOM,
                            free_port, jitsi_script, public_link, public_session, serving, wait_until_up)
 from starlette.applications import Starlette
@@ -59,8 +60,7 @@ def site(api_url, tmp_path_factory):
         wait_until_up(f"http://127.0.0.1:{port}/healthz", "the site")
         yield Site(port, log_path)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process, grace=10)
 
 
 @pytest.fixture(scope="module")

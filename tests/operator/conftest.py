@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import OPERATOR_USER, ROOT, load_yaml
 from tmk_cluster.controlplane import STORAGE_CLASS, free_port
+from tmk_cluster.waiting import stop_process
 
 DRIFT_SECONDS = 2
 # The most a test waits for what the operator and the cluster's controllers do together (drift rounds, pods
@@ -64,12 +65,7 @@ class OperatorProcess:
                                         stderr=subprocess.STDOUT, cwd=ROOT)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def restart(self) -> None:
         self.stop()

@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tmk_cluster.waiting import stop_process
 from tmk_common import constants as c
 from tmk_common.install import DEFAULT_TURN_IMAGE, InstallSpec
 from tmk_operator import conditions as cond
@@ -710,8 +711,7 @@ def turnserver(tmp_path_factory):
     else:
         raise AssertionError((work / "turnserver.log").read_text()[-3000:])
     yield port, secret
-    process.terminate()
-    process.wait(timeout=10)
+    stop_process(process, grace=10)
     log.close()
 
 
