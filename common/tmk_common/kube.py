@@ -246,17 +246,19 @@ class Kube:
                        resource_version: str, opened: Callable[[Callable[[], None]], None] = lambda _: None
                        ) -> Iterator[tuple[str, dict]]:
         """(type, metadata) of each change after `resource_version`, bookmarks included, until the server ends the
-        watch. A version the server no longer holds raises ApiException 410: list again. `opened` is handed what
-        ends the watch from another thread (it closes the connection the watch is read from)."""
+        watch. A version the server no longer holds raises ApiException 410: list again. `opened` is called once
+        the server has begun the watch (from then on it sends every change after `resource_version`; while its
+        cache of the kind re-initializes it holds the answer back) and is handed what ends the watch from another
+        thread (it closes the connection the watch is read from)."""
         query = [("watch", "true"), ("labelSelector", label_selector), ("resourceVersion", resource_version),
                  ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(WATCH_SECONDS))]
         response = self._send("GET", path_of(api_version, kind, namespace), None, "application/json", query,
                               METADATA, (REQUEST_TIMEOUT_SECONDS, WATCH_SECONDS + REQUEST_TIMEOUT_SECONDS))
-        opened(response.response.shutdown)
         try:
             if response.status != 200:
                 response.read()
                 raise ApiException(http_resp=response)
+            opened(response.response.shutdown)
             for line in iter_resp_lines(response.response):
                 event = json.loads(line)
                 if event["type"] == "ERROR":

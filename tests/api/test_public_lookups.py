@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import API_KEY, INSTALL, api_settings, served, server_url
+from tests.api.test_invalid_sessions import GOOD, apply_by_hand, schema_before_the_names_rule, session_object
 from tmk_cluster.waiting import wait_until
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
@@ -88,6 +89,24 @@ def test_the_index_follows_closing_and_deleting(cluster, namespace, http):
     mark = cluster.plane.audit_mark()
     assert public(http, path, "203.0.113.3", room=session["room"]).status_code == 404
     assert api_requests(cluster, namespace, mark) == {}
+
+
+def test_a_session_written_while_the_server_rebuilds_its_cache_is_never_reported_missing(cluster, namespace, http):
+    """A change to the TmkSession CRD (an upgrade) makes the API server rebuild its cache of sessions: it holds a
+    new watch back for about a second, then answers 410 (kube-apiserver v1.36.3, storage/cacher/watch_cache.go,
+    getAllEventsSinceLocked). An index that said it followed the store meanwhile answered 404 to a link of a
+    session written in that second: 3 rounds in 30 of this, measured. Each round here changes the CRD, writes a
+    session and looks it up at once, as the site would."""
+    answers = Counter()
+    for round_ in range(16):
+        session_id, room = 8000 + round_, f"{round_:032x}"
+        with schema_before_the_names_rule(cluster, namespace):
+            apply_by_hand(cluster, namespace, session_object(f"upgraded-{round_}", GOOD, session_id, room))
+        # Found; or, while the server's cache is not ready for the LIST that stands in for the index, 503.
+        answers[public(http, f"/v1/public/sessions/{session_id}", f"203.0.113.{100 + round_}",
+                       room=room).status_code] += 1
+    assert set(answers) <= {200, 503}, answers
+    assert answers[200] > 0
 
 
 def test_a_flooding_client_is_refused_and_others_are_still_served(cluster, namespace, http):

@@ -5,10 +5,16 @@ namespace: with thousands stored that is the costliest read there is, and anyone
 link could make the API send one per request. With the index a lookup is one GET by name, and an id the index does
 not hold costs no request at all. The watch lags the store by milliseconds; callers that must see their own
 write made a moment ago on another replica fall back to the LIST while the index does not hold the id yet.
+
+The index says it follows the store only while a watch is open. Between two watches it does not: after a change
+to the TmkSession CRD the API server rebuilds its cache of sessions, holds a new watch back for about a second
+and then answers 410 (measured on v1.36.3), and sessions written meanwhile reach the index only with the next
+list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -32,7 +38,8 @@ class SessionIndex:
 
     @property
     def synced(self) -> bool:
-        """True while the index holds every session the store held when its watch began, and follows it."""
+        """True while a watch is open: the index holds every session the store held at the watch's version, and
+        the server sends it every change after that."""
         return self._synced.is_set()
 
     def name_of(self, session_id: int) -> str | None:
@@ -46,7 +53,9 @@ class SessionIndex:
             yield self
         finally:
             self._stopping.set()
-            self._end_watch()
+            # urllib3 refuses to close a watch that ended by itself a moment ago; that one needs no closing.
+            with contextlib.suppress(RuntimeError, ValueError):
+                self._end_watch()
 
     def follow(self) -> None:
         failures = 0
@@ -57,7 +66,6 @@ class SessionIndex:
                 while not self._stopping.is_set():
                     version = self._watch(version)
             except Exception as error:  # noqa: BLE001 — unreachable API, 410 Gone, a broken stream: list again
-                self._synced.clear()
                 if self._stopping.is_set():
                     return  # the watch was closed on purpose
                 failures += 1
@@ -70,6 +78,7 @@ class SessionIndex:
         self._end_watch = end
         if self._stopping.is_set():  # stopped while the watch was being opened
             end()
+        self._synced.set()
 
     def _relist(self) -> str:
         items, version = self.kube.list_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector)
@@ -79,23 +88,26 @@ class SessionIndex:
             if session_id is not None:
                 names[session_id] = meta["metadata"]["name"]
         self._names = names
-        self._synced.set()
         return version
 
     def _watch(self, version: str) -> str:
         """Follows one watch to its end; returns the version to go on from."""
-        for kind, meta in self.kube.watch_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector,
-                                                   version, opened=self._opened):
-            version = meta["metadata"]["resourceVersion"]
-            session_id = session_id_of(meta)
-            if kind == "BOOKMARK" or session_id is None:
-                continue
-            if kind == "DELETED":
-                self._names.pop(session_id, None)
-            else:
-                self._names[session_id] = meta["metadata"]["name"]
-            if self._stopping.is_set():
-                break
+        try:
+            for kind, meta in self.kube.watch_metadata(API_VERSION, SESSION_KIND, self.namespace, self.selector,
+                                                       version, opened=self._opened):
+                version = meta["metadata"]["resourceVersion"]
+                session_id = session_id_of(meta)
+                if kind == "BOOKMARK" or session_id is None:
+                    continue
+                if kind == "DELETED":
+                    self._names.pop(session_id, None)
+                else:
+                    self._names[session_id] = meta["metadata"]["name"]
+                if self._stopping.is_set():
+                    break
+        finally:
+            self._end_watch = lambda: None
+            self._synced.clear()  # until the next watch is open
         return version
 
 
