@@ -17,6 +17,7 @@ import pytest
 
 from tests.api.conftest import API_KEY, INSTALL, api_settings, served, server_url
 from tests.api.test_invalid_sessions import GOOD, apply_by_hand, schema_before_the_names_rule, session_object
+from tests.api.test_short_links import code_of
 from tmk_cluster.waiting import wait_until
 from tmk_common.kubeclient import api_client
 from tmk_common.session_store import SessionStore
@@ -89,6 +90,22 @@ def test_the_index_follows_closing_and_deleting(cluster, namespace, http):
     mark = cluster.plane.audit_mark()
     assert public(http, path, "203.0.113.3", room=session["room"]).status_code == 404
     assert api_requests(cluster, namespace, mark) == {}
+
+
+def test_a_short_links_code_is_looked_for_when_the_index_does_not_hold_its_session(cluster, namespace, http):
+    """A code is signed by the install, so its session was created: perhaps a moment ago on another replica, before
+    this one's index holds it (an SMS can be opened that fast). Its miss costs a LIST; a guessed id costs none."""
+    session, path = indexed_session(http, "203.0.113.7")
+    code = code_of(session["patientShortLink"])
+    assert public(http, f"/v1/public/links/{code}", "203.0.113.7").status_code == 200
+    assert http.delete(f"/v1/abm/video/sessions/{session['sessionId']}").status_code == 204
+    wait_until(lambda: public(http, path, "203.0.113.7", room=session["room"]).status_code == 404,
+               "the index to drop the deleted session", timeout=10, interval=0.05)
+
+    mark = cluster.plane.audit_mark()
+    gone = public(http, f"/v1/public/links/{code}", "203.0.113.8")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "LinkNotFound"
+    assert api_requests(cluster, namespace, mark) == {("list", "tmksessions"): 1}
 
 
 def test_a_session_written_while_the_server_rebuilds_its_cache_is_never_reported_missing(cluster, namespace, http):

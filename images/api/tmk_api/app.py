@@ -154,9 +154,10 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
 
     def lookup(session_id: int, anonymous: bool = False) -> dict | None:
         """The session by its id: one GET by the name the index holds. An id it does not hold is looked for with a
-        LIST by label while the index does not follow the store, and for an API key's holder, who may ask for a
-        session another replica created a moment ago. Anonymous callers get no LIST: guessing ids sends
-        Kubernetes nothing, and a link is opened seconds after its session was created."""
+        LIST by label while the index does not follow the store, and for a caller who may ask for a session another
+        replica created a moment ago: an API key's holder, or a short link's holder (its code is signed). Other
+        anonymous callers get no LIST: guessing ids sends Kubernetes nothing, and a session's page is opened
+        seconds after its session was created."""
         name = index.name_of(session_id)
         if name is not None:
             return store.get_named(name, session_id)
@@ -292,7 +293,9 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         return PublicSession.model_validate(view(obj, with_links=False).model_dump())
 
     app.include_router(sms.routes(find, authorized))
-    app.include_router(links.routes(settings.jwt_app_secret, settings.install, lookup_public, view, clock))
+    # A short link's code is signed by this install, so it names a session that was created (a moment ago,
+    # perhaps, on another replica): a miss in the index is looked for, as for a key holder.
+    app.include_router(links.routes(settings.jwt_app_secret, settings.install, lookup, view, clock))
     app.include_router(recordings.routes(find, authorized))
     app.include_router(rooms.routes(settings.jwt_app_secret, store, lambda obj: view(obj, with_links=False).status))
     app.state.recordings = recordings  # tests run its sweep directly
