@@ -32,6 +32,8 @@ def operator(operator_kubeconfig, tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TMK_WEBHOOK_INTERVAL_SECONDS", "0.3")
         env.setenv("TMK_WEBHOOK_RETRY_BASE_SECONDS", "0.3")
+        # Longer than a held delivery lasts on a loaded machine (the uninstall test holds one on purpose).
+        env.setenv("TMK_WEBHOOK_TIMEOUT_SECONDS", "30")
         process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
         process.start()
         yield process
