@@ -34,11 +34,22 @@ def desired_status(session: dict, default_duration_seconds: int, now: dt.datetim
         "expiresAt": format_time(window.expires_at),
     }
     ended = None  # a reopened session (closed set back to false) has not ended
-    if state is not SessionStatus.OPEN:
-        ended = current.get("endedAt") or format_time(
-            min(window.expires_at, now) if state is SessionStatus.EXPIRED else now)
+    if state is SessionStatus.EXPIRED:
+        ended = current.get("endedAt") or format_time(min(window.expires_at, now))
+    elif state is SessionStatus.CLOSED:
+        ended = current.get("endedAt") or format_time(closed_at(meta) or now)
     status["endedAt"] = ended
     return status
+
+
+def closed_at(meta: dict) -> dt.datetime | None:
+    """When `spec.closed` was set, as the API server recorded it (the time of the managedFields entry that owns
+    the field). The session's event and the install's sweep both write a closing's status; each taking its own
+    clock, the later wrote another endedAt than the webhook's occurredAt."""
+    for entry in meta.get("managedFields") or []:
+        if "f:closed" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}) and entry.get("time"):
+            return parse_time(entry["time"])
+    return None
 
 
 def status_changes(current: dict, desired: dict) -> dict:

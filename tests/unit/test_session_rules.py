@@ -63,6 +63,21 @@ def test_closed_session_ends_when_closed():
     assert status["endedAt"] == "2030-01-01T09:20:00Z"
 
 
+def test_a_closing_ends_when_the_api_server_recorded_the_close_whoever_writes_it():
+    """The session's event and the install's sweep may both write a closing, each at its own moment: both take the
+    time of the managedFields entry that set spec.closed (the API server's record), so endedAt and the webhook's
+    occurredAt agree."""
+    closed = session(closed=True)
+    closed["metadata"]["managedFields"] = [
+        {"manager": "tmk-operator", "operation": "Update", "time": "2030-01-01T09:00:01Z",
+         "fieldsV1": {"f:metadata": {"f:labels": {"f:tmk.io/session-id": {}}}}},
+        {"manager": "tmk-api", "operation": "Update", "time": "2030-01-01T09:20:00Z",
+         "fieldsV1": {"f:spec": {"f:closed": {}}}}]
+    by_event = desired_status(closed, 3600, CREATED + dt.timedelta(minutes=20, seconds=1))
+    by_sweep = desired_status(closed, 3600, CREATED + dt.timedelta(minutes=20, seconds=2))
+    assert by_event["endedAt"] == by_sweep["endedAt"] == "2030-01-01T09:20:00Z"
+
+
 def test_an_unchanged_status_writes_nothing():
     status = desired_status(session(), 3600, CREATED)
     assert status_changes(status, desired_status({**session(), "status": status}, 3600, CREATED)) == {}
