@@ -104,9 +104,14 @@ def write_install_status(body, patch: kopf.Patch, desired: dict, memo: kopf.Memo
 
 
 # A failed reconcile is tried again after a few seconds, not kopf's default minute: it is level-based and cheap.
-# A timer whose round failed (a 429 while the API server rebuilds its cache after a CRD change, say) runs again
-# at its own interval, as after a round that succeeded (kopf's daemons.py sleeps `backoff` after a failure).
 RETRY_SECONDS = 5
+
+
+def every(seconds: float) -> dict:
+    """A timer's schedule. A round that failed (a 429 while the API server rebuilds its cache after a CRD change,
+    say) runs again at the same interval, as after one that succeeded (kopf's daemons.py sleeps `backoff`, a
+    minute by default, after a failure)."""
+    return {"interval": seconds, "backoff": seconds}
 
 
 @kopf.on.resume(*INSTALL, backoff=RETRY_SECONDS)
@@ -120,8 +125,7 @@ def install_changed(body, patch, memo, **_) -> None:
     reconcile_whole_install(body, patch, memo)
 
 
-@kopf.timer(*INSTALL, interval=SETTINGS.drift_seconds, initial_delay=SETTINGS.drift_seconds,
-            backoff=SETTINGS.drift_seconds)
+@kopf.timer(*INSTALL, initial_delay=SETTINGS.drift_seconds, **every(SETTINGS.drift_seconds))
 def install_drift(body, patch, memo, **_) -> None:
     reconcile_whole_install(body, patch, memo)
 
@@ -157,13 +161,13 @@ def unit_changed(type, body, memo, **_) -> None:
         answer_pool(memo, body["metadata"]["namespace"], body["metadata"]["labels"][LABEL_INSTALL])
 
 
-@kopf.timer(*INSTALL, interval=SETTINGS.units_interval_seconds, backoff=SETTINGS.units_interval_seconds)
+@kopf.timer(*INSTALL, **every(SETTINGS.units_interval_seconds))
 def jibri_units(body, memo, **_) -> None:
     """The pool's safety net: an answer a unit's event missed (the operator restarted, a watch was cut)."""
     answer_pool(memo, body["metadata"]["namespace"], body["metadata"]["name"])
 
 
-@kopf.timer(*INSTALL, interval=SETTINGS.session_sweep_seconds, backoff=SETTINGS.session_sweep_seconds)
+@kopf.timer(*INSTALL, **every(SETTINGS.session_sweep_seconds))
 def session_sweep(body, memo, **_) -> None:
     sweep_sessions(memo.kube, body, now())
 
@@ -177,7 +181,7 @@ def webhook_backlog(body, **_) -> dict | None:
     return None
 
 
-@kopf.timer(*INSTALL, interval=SETTINGS.webhook_interval_seconds, backoff=SETTINGS.webhook_interval_seconds)
+@kopf.timer(*INSTALL, **every(SETTINGS.webhook_interval_seconds))
 def webhook_deliveries(body, memo, webhook_backlog: kopf.Index, **_) -> None:
     names = set(webhook_backlog.get((body["metadata"]["namespace"], body["metadata"]["name"]), []))
     if names:
