@@ -201,7 +201,8 @@ def create_app(settings: Settings, store: SessionStore, clock: Clock = utc_now) 
         spec_json = spec.model_dump(mode="json", by_alias=True)
         spec_json["startsAt"] = format_time(spec.starts_at)
         room = secrets.token_hex(16)  # 128 random bits; nothing about the people in it
-        # The replica's block of ids answers without a request; reserving the next block is the one blocking call.
+        # The ids this replica holds answer without a request; only a create that finds none (the first after a
+        # start, or after a failed reservation ahead) waits for a block, in a worker thread.
         session_id = store.reserved_id()
         if session_id is None:
             session_id = await run_in_threadpool(store.next_id)
