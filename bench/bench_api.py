@@ -16,7 +16,9 @@ import time
 import urllib3
 from kubernetes import client
 
-from harness import (API_KEY, api_process, by_user, control_plane, milliseconds, percentile, reads, refused,
+import os
+
+from harness import (API_KEY, CpuUse, api_process, by_user, control_plane, milliseconds, percentile, reads, refused,
                      rss_megabytes, tally, writes)
 from tmk_common.constants import GROUP, LABEL_IDEMPOTENCY_KEY, LABEL_INSTALL, LABEL_ROOM, LABEL_SESSION_ID, VERSION
 from tmk_common.kubeclient import api_client
@@ -24,11 +26,11 @@ from tmk_common.kubeclient import api_client
 NAMESPACE, INSTALL = "bench", "demo"
 BODY = {"companyLogoUrl": "file:///", "companyName": "string", "displayMode": "DEFAULT",
         "doctorFullName": "Иванов Иван Иванович", "patientFullName": "Петров Пётр Петрович"}
-PER_CLIENT = 50
-ROUNDS = {1: 200, 16: 16 * PER_CLIENT}
+PER_CLIENT = 100
+ROUNDS = {1: 400, 16: 16 * PER_CLIENT}
 # Floor and API take turns in this many blocks each, so that a neighbour's load falls on both alike: a block at 16
 # clients lasts about a second, and this machine's speed changes from one second to the next.
-BLOCKS = {1: 8, 16: 8}
+BLOCKS = {1: 16, 16: 16}
 names = itertools.count()
 FLOOR_INSTALL = "floor"  # not the API's install: its index is not fed the floor's sessions
 
@@ -101,14 +103,22 @@ def main() -> None:
             # What the API's HTTP stack alone costs (uvicorn, FastAPI, no Kubernetes call): part of every create.
             health = timed_runs(1, 200, api_health)
             rows, api_events = [], []
+            # Where each side's CPU time goes: the floor's blocks and the API's, at each number of clients.
+            pids = {"the API": api_child.pid, "the client": os.getpid(),
+                    **{part.name: part.process.pid for part in bench.plane.components
+                       if part.name in ("kube-apiserver", "etcd")}}
+            cpu = {concurrency: (CpuUse(pids), CpuUse(pids)) for concurrency in ROUNDS}
             for concurrency, total in ROUNDS.items():
                 floor, minimal, through_api = [], [], []
                 blocks = BLOCKS[concurrency]
+                floor_cpu, api_cpu = cpu[concurrency]
                 for _ in range(blocks):
-                    floor += timed_runs(concurrency, total // blocks, bare_create)
+                    with floor_cpu.counting():
+                        floor += timed_runs(concurrency, total // blocks, bare_create)
                     minimal += timed_runs(concurrency, total // blocks, minimal_create)
                     mark = bench.plane.audit_mark()
-                    through_api += timed_runs(concurrency, total // blocks, api_create)
+                    with api_cpu.counting():
+                        through_api += timed_runs(concurrency, total // blocks, api_create)
                     api_events += by_user(bench.plane.audit_since(mark), user)
                 rows.append((concurrency, len(floor), floor, minimal, through_api))
             api_rss = rss_megabytes(api_child.pid)
@@ -134,6 +144,17 @@ def main() -> None:
               f"p50 {milliseconds(percentile(minimal, 0.5))} at {concurrency} client{'s' * (concurrency > 1)}, the "
               f"API's p50 {percentile(through_api, 0.5) / percentile(minimal, 0.5):.2f}× it"
               for concurrency, _, _, minimal, through_api in rows) + ".")
+    print("\nWhere the CPU time went, in the floor's blocks and the API's: CPU time a create (user and system) of each "
+          "process on its path, and how busy the machine's CPUs were (the host may take some). Once they are all "
+          "busy, a closed loop runs as fast as the CPU time of its whole path allows.\n")
+    processes = list(pids)
+    print(f"| clients | blocks | CPUs busy | whole path | {' | '.join(processes)} |")
+    print("|---|---|---:|---:|" + "---:|" * len(processes))
+    for concurrency, sides in cpu.items():
+        for side, use in zip(("floor", "API"), sides):
+            parts = [use.used[name] / ROUNDS[concurrency] * 1000 for name in processes]
+            print(f"| {concurrency} | {side} | {use.share('busy'):.0%} (host {use.share('stolen'):.0%}) "
+                  f"| {sum(parts):.2f} ms | " + " | ".join(f"{part:.2f} ms" for part in parts) + " |")
     failed = refused(api_events)
     print(f"\nWhat the API asked of the API server for {creates:,} creates (its audit log): writes "
           f"{tally(writes(api_events))}; reads {tally(reads(api_events))}; answers other than success: "

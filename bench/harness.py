@@ -269,6 +269,36 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+class CpuUse:
+    """CPU time used between readings, by named processes (user and system time) and by the whole machine (busy and
+    stolen by the host, from /proc/stat): where a closed loop's time goes once the machine's CPUs are all busy."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.used: Counter = Counter()
+
+    def _now(self) -> Counter:
+        tick = os.sysconf("SC_CLK_TCK")
+        readings = Counter()
+        for name, pid in self.pids.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            readings[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            int(value) / tick for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:9])
+        readings.update({"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "stolen": steal})
+        return readings
+
+    @contextlib.contextmanager
+    def counting(self):
+        before = self._now()
+        yield
+        self.used.update(self._now() - before)
+
+    def share(self, name: str) -> float:
+        """The share of the machine's CPU time that was `busy`, `idle` or `stolen`."""
+        return self.used[name] / (self.used["busy"] + self.used["idle"] + self.used["stolen"])
+
+
 def rss_megabytes(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
