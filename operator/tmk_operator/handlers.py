@@ -73,21 +73,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # One answer at a time per install's pool: a unit's report and the pool's timer would otherwise both start
     # the unit that is missing, or write an older count over a newer one.
     memo.pool_locks = defaultdict(threading.Lock)
+    memo.install_locks = defaultdict(threading.Lock)  # reconcile_whole_install; taken before a pool lock
     # The problems already posted as a Warning Event, per install: the install's handler and its drift timer may
     # both find a problem newly there (each from the status it was given), and it is posted once.
     memo.warned, memo.warned_lock = defaultdict(set), threading.Lock()
 
 
-def write_status(patch: kopf.Patch, current: dict, desired: dict) -> None:
-    for key, value in desired.items():
-        if current.get(key) != value:
-            patch.status[key] = value
-
-
-def write_install_status(body, patch: kopf.Patch, desired: dict, memo: kopf.Memo) -> None:
-    """Writes what changed, and posts a Warning Event when a Secret the spec names goes missing or the API server
-    refuses something the operator makes (once, not every round): `kubectl describe tmki` shows it beside the
-    condition."""
+def install_status_changes(body, desired: dict, memo: kopf.Memo) -> dict:
+    """What of the status changed, and posts a Warning Event when a Secret the spec names goes missing or the API
+    server refuses something the operator makes (once, not every round): `kubectl describe tmki` shows it beside
+    the condition."""
     current = dict(body.get("status") or {})
     found = conditions.newly_false(current.get("conditions") or [], desired.get("conditions") or [],
                                    conditions.NEEDS_A_PERSON)
@@ -100,7 +95,7 @@ def write_install_status(body, patch: kopf.Patch, desired: dict, memo: kopf.Memo
                 kopf.warn(body, reason=condition["reason"], message=f"{condition['type']}: {condition['message']}")
         posted.intersection_update(still)  # a problem that went and comes back is posted again
         posted.update((c["type"], c["reason"], c["message"]) for c in found)
-    write_status(patch, current, desired)
+    return {key: value for key, value in desired.items() if current.get(key) != value}
 
 
 # A failed reconcile is tried again after a few seconds, not kopf's default minute: it is level-based and cheap.
@@ -117,24 +112,34 @@ def every(seconds: float) -> dict:
 @kopf.on.resume(*INSTALL, backoff=RETRY_SECONDS)
 @kopf.on.create(*INSTALL, backoff=RETRY_SECONDS)
 @kopf.on.update(*INSTALL, backoff=RETRY_SECONDS)
-def install_changed(body, patch, memo, **_) -> None:
+def install_changed(body, memo, **_) -> None:
     spec = body.get("spec") or {}
     if (spec.get("api") or {}).get("keyless"):
         kopf.warn(body, reason="KeylessApi",
                   message="spec.api.keyless is true: anyone who reaches the API can create sessions.")
-    reconcile_whole_install(body, patch, memo)
+    reconcile_whole_install(body, memo)
 
 
 @kopf.timer(*INSTALL, initial_delay=SETTINGS.drift_seconds, **every(SETTINGS.drift_seconds))
-def install_drift(body, patch, memo, **_) -> None:
-    reconcile_whole_install(body, patch, memo)
+def install_drift(body, memo, **_) -> None:
+    reconcile_whole_install(body, memo)
 
 
-def reconcile_whole_install(body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+def reconcile_whole_install(body, memo: kopf.Memo) -> None:
+    """One whole reconcile of an install at a time, from the install as the API server has it now, with its status
+    written before the next begins. The change handler and the drift timer run at once: a round that had read the
+    media nodes before the other could otherwise write its older view last (CI saw SpecValid turn False for a
+    second media node, then True again until the next round)."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    status = reconcile_install(memo.kube, SETTINGS, body, now(),
-                               pool=lambda: answer_pool(memo, namespace, name, write_status=False))
-    write_install_status(body, patch, status, memo)
+    with memo.install_locks[(namespace, name)]:
+        install = memo.kube.install(namespace, name)
+        if install is None or install["metadata"].get("deletionTimestamp"):
+            return
+        status = reconcile_install(memo.kube, SETTINGS, install, now(),
+                                   pool=lambda: answer_pool(memo, namespace, name, write_status=False))
+        changes = install_status_changes(install, status, memo)
+        if changes:
+            memo.kube.merge_patch(API_VERSION, INSTALL_KIND, namespace, name, {"status": changes}, "status")
 
 
 def answer_pool(memo: kopf.Memo, namespace: str, name: str, write_status: bool = True):

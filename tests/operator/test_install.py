@@ -83,8 +83,8 @@ def test_every_child_is_rendered_and_ready_follows_the_children(cluster, install
     assert install["status"]["urls"]["site"] == "https://tmk.clinic.example"
 
     report_units_idle(cluster, namespace)
-    ready = eventually(lambda: condition(get_install(cluster, namespace), "Ready")["status"] == "True"
-                       and get_install(cluster, namespace), timeout=SETTLE_SECONDS)
+    ready = eventually(lambda: condition(install := get_install(cluster, namespace), "Ready")["status"] == "True"
+                       and install, timeout=SETTLE_SECONDS)
     assert ready["status"]["observedGeneration"] == ready["metadata"]["generation"]
 
 

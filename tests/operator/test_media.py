@@ -71,8 +71,8 @@ def test_one_address_list_for_two_media_nodes_is_an_invalid_spec(cluster, namesp
     assert eventually(lambda: condition(get_install(cluster, namespace), "SpecValid"))["status"] == "True"
 
     add_node(cluster, namespace, "media-b", "10.2.1.2", external="198.51.100.42")
-    spec = eventually(lambda: condition(get_install(cluster, namespace), "SpecValid")["status"] == "False"
-                      and condition(get_install(cluster, namespace), "SpecValid"), timeout=SETTLE_SECONDS)
+    spec = eventually(lambda: (found := condition(get_install(cluster, namespace), "SpecValid"))["status"] == "False"
+                      and found, timeout=SETTLE_SECONDS)
     assert spec["reason"] == "InvalidSpec"
     assert spec["message"].startswith("spec.jvb.advertiseAddresses: one list for 2 media nodes")
     assert "spec.jvb.nodeAdvertiseAddresses" in spec["message"]
@@ -96,8 +96,8 @@ def test_managed_turn_runs_on_every_media_node_with_an_issued_secret(cluster, na
         "metadata": {"name": "turn-tls"}, "type": "kubernetes.io/tls",
         "data": {"tls.crt": base64.b64encode(b"certificate").decode(), "tls.key": base64.b64encode(b"key").decode()}})
 
-    ready = eventually(lambda: condition(get_install(cluster, namespace), "TurnReady")["status"] == "True"
-                       and condition(get_install(cluster, namespace), "TurnReady"), timeout=SETTLE_SECONDS)
+    ready = eventually(lambda: (found := condition(get_install(cluster, namespace), "TurnReady"))["status"] == "True"
+                       and found, timeout=SETTLE_SECONDS)
     assert ready["reason"] == "Available"
     shared = secret_values(cluster, namespace, "demo-turn")
     assert set(shared) == {"TURN_CREDENTIALS", "turnserver.conf"} and len(shared["TURN_CREDENTIALS"]) >= 32
