@@ -74,8 +74,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # the unit that is missing, or write an older count over a newer one.
     memo.pool_locks = defaultdict(threading.Lock)
     memo.install_locks = defaultdict(threading.Lock)  # reconcile_whole_install; taken before a pool lock
-    # The problems already posted as a Warning Event, per install: the install's handler and its drift timer may
-    # both find a problem newly there (each from the status it was given), and it is posted once.
+    # The problems already posted as a Warning Event, per install: posted once, even when the round that found one
+    # could not write the status and the next round finds it newly there again.
     memo.warned, memo.warned_lock = defaultdict(set), threading.Lock()
 
 
