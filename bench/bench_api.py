@@ -10,13 +10,12 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import json
+import os
 import threading
 import time
 
 import urllib3
 from kubernetes import client
-
-import os
 
 from harness import (API_KEY, CpuUse, api_process, by_user, control_plane, milliseconds, percentile, reads, refused,
                      rss_megabytes, tally, writes)
